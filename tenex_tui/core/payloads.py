@@ -1,0 +1,83 @@
+"""Request bodies of `/api/v1/chat`, shared by the server (to validate) and the client.
+
+They are the write side of the resources in `models.py`; keeping them in `core` means the
+HTTP server and the remote client cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenex_tui.core.models import ThreadContext
+
+MAX_TITLE_CHARS = 200
+"""Longest thread title accepted."""
+MAX_MESSAGE_CHARS = 200_000
+"""Longest user message accepted (the attachment budget is separate)."""
+MAX_SYSTEM_PROMPT_CHARS = 50_000
+"""Longest system prompt accepted."""
+
+
+class BodyModel(BaseModel):
+    """Base for request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AttachmentInput(BodyModel):
+    """A file already turned into text by the attachment loader, ready to send."""
+
+    name: str = Field(max_length=255)
+    """Display name (a base name, never a path)."""
+    kind: Literal["file", "knowledge", "lead"] = "file"
+    media_type: str = "text/plain"
+    size: int = Field(default=0, ge=0)
+    """Size of the original in bytes."""
+    sha256: str | None = None
+    """Digest of the original bytes at attach time."""
+    text: str
+    """The extracted text, already cut to the budget (see `truncated`)."""
+    truncated: bool = False
+
+
+class CreateThreadBody(BodyModel):
+    """`POST /threads`."""
+
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    system_prompt: str | None = Field(default=None, max_length=MAX_SYSTEM_PROMPT_CHARS)
+    agent: str | None = None
+    context: ThreadContext | None = None
+    model: str | None = None
+
+
+class UpdateThreadBody(BodyModel):
+    """`PATCH /threads/{id}`: any of title, pinned, archived."""
+
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    pinned: bool | None = None
+    archived: bool | None = None
+
+
+class SendMessageBody(BodyModel):
+    """`POST /threads/{id}/messages`."""
+
+    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+    attachments: list[AttachmentInput] = Field(default_factory=list)
+    knowledge: list[str] = Field(default_factory=list)
+    lead: str | None = None
+    client_request_id: str | None = Field(default=None, max_length=255)
+
+
+class EditMessageBody(BodyModel):
+    """`PATCH /threads/{id}/messages/{message_id}` (an extension)."""
+
+    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+
+
+class RegenerateBody(BodyModel):
+    """`POST /threads/{id}/regenerate` (an extension)."""
+
+    mode: Literal["regenerate", "continue"] = "regenerate"
+    client_request_id: str | None = Field(default=None, max_length=255)

@@ -1,0 +1,1 @@
+"""The local chat engine: SQLite store, migrations, LLM adapter, tools (no UI imports)."""

@@ -1,0 +1,1 @@
+"""`RemoteBackend`: the chat API over HTTP + SSE, with resume, retries and sync."""

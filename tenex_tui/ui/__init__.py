@@ -1,0 +1,1 @@
+"""The Textual app. It talks only to a `ChatBackend` (DESIGN.md §2)."""
