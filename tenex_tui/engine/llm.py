@@ -148,6 +148,14 @@ class LLMAdapter(Protocol):
         """
         ...
 
+    async def warm(self) -> None:
+        """Do the slow one-time work (importing the SDK, building the client) now.
+
+        The app calls this in the background after its first frame, so the first send
+        does not pay for it (Elia pays 3.8 s there).
+        """
+        ...
+
     async def aclose(self) -> None:
         """Close connections."""
         ...
