@@ -123,10 +123,13 @@ class ChatBackend(Protocol):
         title: str | None = None,
         pinned: bool | None = None,
         archived: bool | None = None,
+        draft: str | None = None,
     ) -> Thread:
-        """Rename, pin/unpin or archive/unarchive (`PATCH /threads/{id}`).
+        """Rename, pin/unpin, archive/unarchive, or save a draft (`PATCH /threads/{id}`).
 
-        Only the arguments that are not None change.
+        Only the arguments that are not None change. `draft` (an extension) is the
+        composer's unsent text, kept so it survives thread switches and restarts; saving
+        a draft does not change the thread's recency.
 
         Returns:
             The updated thread.

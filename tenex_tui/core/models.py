@@ -161,6 +161,8 @@ class Thread(ApiModel):
     """Status of the newest assistant message, for sidebar markers (an extension)."""
     unread: bool = False
     """A reply finished after the user last opened the thread (an extension)."""
+    draft: str = ""
+    """The composer's unsent text for this thread (an extension)."""
 
 
 class Message(ApiModel):

@@ -53,11 +53,12 @@ class CreateThreadBody(BodyModel):
 
 
 class UpdateThreadBody(BodyModel):
-    """`PATCH /threads/{id}`: any of title, pinned, archived."""
+    """`PATCH /threads/{id}`: any of title, pinned, archived (and draft, an extension)."""
 
     title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
     pinned: bool | None = None
     archived: bool | None = None
+    draft: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
 
 
 class SendMessageBody(BodyModel):
