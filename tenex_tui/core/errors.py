@@ -156,6 +156,13 @@ class ConfigError(TenexError):
     code = "config_error"
 
 
+class IdempotencyConflict(InvalidRequest):
+    """An `Idempotency-Key` was reused with a different request (a client bug)."""
+
+    code = "idempotency_key_reused"
+    status = 422
+
+
 ERRORS_BY_CODE: dict[str, type[TenexError]] = {}
 """Every concrete error class by its wire code, for clients decoding an envelope."""
 

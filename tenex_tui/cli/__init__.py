@@ -1,0 +1,212 @@
+"""The `tenex-tui` entry point: the terminal app, and a non-interactive CLI.
+
+`tenex-tui` alone opens the terminal app; `tenex-tui <command>` runs one command over
+the same `ChatBackend` and exits. Each command group lives in `cmd_<group>.py` and exposes
+`register(subparsers)`; add a group by adding its name to `COMMAND_MODULES`.
+
+Exit status: 0 on success, 1 when an operation failed (the reason is one line on
+stderr), 2 for usage and configuration problems, 130 after Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from tenex_tui import __version__
+from tenex_tui.cli.context import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CliContext,
+    Handler,
+    UsageError,
+)
+from tenex_tui.core.errors import (
+    ConfigError,
+    ModelNotConfigured,
+    StorageCorrupt,
+    TenexError,
+)
+from tenex_tui.core.secrets import redact
+from tenex_tui.core.text import sanitize_line
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "threads",
+    "send",
+    "search",
+    "models",
+    "export",
+    "backup",
+)
+"""The `cmd_<name>` modules whose `register(subparsers)` adds their commands, in help order."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors never print a key back.
+
+    argparse repeats the offending argument (`invalid choice: 'sk-…'`), and a key typed
+    on the command line, where it does not belong, would land in the terminal's
+    scrollback and in logs that capture stderr.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {redact(message)}\n")
+
+
+_KEY_OPTIONS = ("--api-key", "--api_key", "--apikey")
+"""Options people try for a key (T44): refused with a pointer to the environment."""
+
+
+def _refuse_key_options(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if name in _KEY_OPTIONS:
+            return (
+                f"there is no {name} option: keys are read from environment variables "
+                "only (OPENAI_API_KEY, TENEX_API_KEY, or a provider's api_key_env), so "
+                "they never appear in the process list or shell history"
+            )
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `tenex-tui`, with every registered command."""
+    parser = _Parser(
+        prog="tenex-tui",
+        description=(
+            "A keyboard-driven terminal client for 10ex chat threads. "
+            "Without a command, opens the terminal app."
+        ),
+        epilog=(
+            "Model providers: OPENAI_API_KEY / OPENAI_BASE_URL, or [providers.*] in "
+            "config.toml (keys are read from environment variables only). "
+            "TENEX_HOME puts config and data in one folder."
+        ),
+    )
+    parser.add_argument(
+        "--home",
+        metavar="PATH",
+        help="keep config.toml and the database in PATH (default: $TENEX_HOME, "
+        "else the platform's config and data folders)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="M",
+        help="the default model (overrides $TENEX_MODEL and config.toml)",
+    )
+    parser.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="use the [providers.NAME] table of config.toml ('env' for OPENAI_* variables)",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"tenex-tui {__version__}"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"tenex_tui.cli.cmd_{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `tenex-tui` and return its exit status.
+
+    Args:
+        argv: The arguments after the program name (default: `sys.argv[1:]`).
+
+    Returns:
+        The exit status (see the module docstring).
+    """
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    refusal = _refuse_key_options(arguments)
+    if refusal is not None:
+        sys.stderr.write(f"tenex-tui: {refusal}\n")
+        return EXIT_USAGE
+    parser = build_parser()
+    try:
+        args = parser.parse_args(arguments)
+    except SystemExit as exc:  # --help, --version, and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _tolerate_unencodable_output()
+    ctx = CliContext(args)
+    handler: Handler | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            return _launch_app(ctx)
+        return handler(args, ctx)
+    except UsageError as exc:
+        ctx.error(f"tenex-tui: {_one_line(str(exc))}")
+        return EXIT_USAGE
+    except TenexError as exc:
+        ctx.error(f"tenex-tui: {_describe(exc, ctx)}")
+        if isinstance(exc, ConfigError | ModelNotConfigured):
+            return EXIT_USAGE
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        ctx.error("tenex-tui: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`tenex-tui threads list | head`): not an error worth a
+        # traceback. Point stdout at /dev/null so the interpreter's final flush is quiet.
+        _silence_stdout()
+        return EXIT_FAILURE
+
+
+def _one_line(text: str) -> str:
+    return sanitize_line(redact(text), max_chars=2000)
+
+
+def _describe(exc: TenexError, ctx: CliContext) -> str:
+    message = _one_line(exc.message)
+    if isinstance(exc, StorageCorrupt):
+        database = ctx.paths.database
+        if str(database) not in message:
+            message += f" (database: {database})"
+        if ".recover" not in message:
+            # The engine's message usually says this already; never leave it out.
+            message += (
+                f"; next step: move {database} and its -wal/-shm files aside "
+                f"(keep them) and run tenex-tui again to start fresh, or try "
+                f"`sqlite3 {database} .recover` to salvage it"
+            )
+    return message
+
+
+def _tolerate_unencodable_output() -> None:
+    # `--raw` can carry lone surrogates, and a C-locale terminal cannot encode "…": print
+    # a replacement character rather than die with UnicodeEncodeError mid-reply.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _launch_app(ctx: CliContext) -> int:
+    """Open the terminal app on the local engine."""
+    # Imported here: Textual costs most of the start-up time, and no command needs it.
+    from tenex_tui.cli.wiring import backend_factory
+    from tenex_tui.ui.app import TenexApp
+
+    factory = backend_factory(ctx.paths, ctx.choice)
+    ctx.model_warnings()
+    app = TenexApp(factory, ui=ctx.settings.ui)
+    app.run()
+    code = app.return_code
+    return code if isinstance(code, int) else 0

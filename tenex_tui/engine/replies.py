@@ -1,0 +1,455 @@
+"""Live replies: the engine-owned task that streams a model's answer, its event fan-out,
+and its checkpoints.
+
+One `LiveReply` per streaming assistant message in this process:
+
+- The producer task iterates `LLMAdapter.stream`, turns each item into a `StreamEvent`
+  (ids `"<message_id>.<seq>"`, per message, sequential), appends it to the in-memory
+  list every follower reads, and marks it pending. The per-delta path does no SQL.
+- A flusher task writes pending text and events in one short `BEGIN IMMEDIATE`
+  transaction at most every `checkpoint_interval` seconds, or at once when 4 KiB of text
+  is pending. A failed checkpoint (disk full, busy) keeps its data pending and is
+  retried with backoff; the reply keeps streaming in memory meanwhile.
+- The end is one durable transaction holding the last text, the last events and the
+  terminal state; only then is the terminal event published, so a follower that sees
+  `message.completed` can read the finished message.
+- Followers (`follow`) read the list from any position and wait for more; leaving the
+  iteration detaches a follower and never stops the reply. `cancel` stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Literal
+
+from tenex_tui.core.errors import ModelError, StorageError
+from tenex_tui.core.events import EventType, StreamEvent
+from tenex_tui.core.models import Message, ToolCall, Usage
+from tenex_tui.core.secrets import redact
+from tenex_tui.engine.llm import (
+    AssembledToolCall,
+    ChatTurn,
+    Finished,
+    LLMAdapter,
+    StreamBroken,
+    TextDelta,
+    ToolCallProgress,
+)
+from tenex_tui.engine.store_base import Scope, dumps
+from tenex_tui.engine.store_replies import EndStatus, event_id, terminal_event_type
+
+if TYPE_CHECKING:
+    from tenex_tui.engine.store import Store
+    from tenex_tui.engine.store_db import DbThread
+
+logger = logging.getLogger("tenex_tui.engine")
+
+MAX_REPLY_BYTES = 1024 * 1024
+"""Text a reply may hold (UTF-8 bytes); beyond it the reply is cut and ends `error`."""
+CUT_MESSAGE = "reply cut at 1 MiB"
+URGENT_PENDING_CHARS = 4096
+"""Pending text that triggers a checkpoint before the interval is up."""
+CANCEL_CHECK_SECONDS = 1.0
+"""How often an idle reply looks for a stop request from another process."""
+STOP_WAIT_SECONDS = 10.0
+"""How long a cancel waits for the reply's final commit."""
+ENDED_EARLY = "The model's reply ended before it finished (no finish reason)."
+TOOL_CUT = "The tool call was cut off before it finished; it was not run."
+
+
+class LiveReply:
+    """One reply being streamed by this process, and everyone following it."""
+
+    def __init__(
+        self,
+        *,
+        db: DbThread,
+        store: Store,
+        scope: Scope,
+        started: StreamEvent,
+        writer_id: str,
+        checkpoint_interval: float,
+        initial_bytes: int = 0,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.scope = scope
+        self.thread_id = started.thread_id
+        self.message_id = started.message_id
+        self.writer_id = writer_id
+        self.first_seq = int(started.id.rpartition(".")[2])
+        self.events: list[StreamEvent] = [started]
+        self.final: Message | None = None
+        self.done = asyncio.Event()
+        self.stop_reason: Literal["stopped"] | None = None
+        self.save_error: StorageError | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._interval = checkpoint_interval
+        self._next_seq = self.first_seq + 1
+        self._bytes = initial_bytes
+        self._wakeup = asyncio.Event()
+        self._pending_events: list[StreamEvent] = []
+        self._pending_text: list[str] = []
+        self._pending_chars = 0
+        self._dirty = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._calls: dict[int, ToolCall] = {}
+        self._calls_dirty = False
+        self._orphaned = False
+        self._closing = False
+        self._finishing = False
+
+    # -- followers -------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest event published."""
+        return self._next_seq - 1
+
+    async def follow(self, after_seq: int | None = None) -> AsyncIterator[StreamEvent]:
+        """The events after `after_seq` (all for None), then the live tail.
+
+        Ends after the terminal event. Leaving early detaches only this follower.
+        """
+        index = 0 if after_seq is None else after_seq - self.first_seq + 1
+        while True:
+            while index < len(self.events):
+                event = self.events[index]
+                index += 1
+                yield event
+                if event.terminal:
+                    return
+            if self.events[-1].terminal:
+                return  # resumed after the terminal event: nothing more will come
+            wakeup = self._wakeup
+            await wakeup.wait()
+
+    def _publish(self, event: StreamEvent) -> None:
+        self.events.append(event)
+        wakeup, self._wakeup = self._wakeup, asyncio.Event()
+        wakeup.set()
+
+    def _event(self, type_: EventType, **fields: object) -> StreamEvent:
+        seq = self._next_seq
+        self._next_seq += 1
+        return StreamEvent.model_validate(
+            {
+                "id": event_id(self.message_id, seq),
+                "type": type_,
+                "message_id": self.message_id,
+                "thread_id": self.thread_id,
+                **fields,
+            }
+        )
+
+    def _emit(self, event: StreamEvent) -> None:
+        self._pending_events.append(event)
+        self._publish(event)
+        if not self._dirty.is_set():
+            self._dirty.set()
+
+    # -- the producer ----------------------------------------------------------------
+
+    def start(self, llm: LLMAdapter, turns: Sequence[ChatTurn], model: str) -> None:
+        """Start the producer and the flusher as engine-owned tasks."""
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(llm, turns, model), name=f"reply-{self.message_id}"
+        )
+
+    async def cancel(self) -> None:
+        """Stop the reply; it ends `stopped` with its partial text. Idempotent."""
+        if self.task is None or self.done.is_set():
+            return
+        if not self._finishing:
+            self.stop_reason = "stopped"
+            self.task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_WAIT_SECONDS):
+                await self.done.wait()
+
+    def _add_text(self, text: str) -> bool:
+        """Append reply text; True when the size cap was reached (text cut to fit)."""
+        size = len(text.encode("utf-8"))
+        cut = False
+        if self._bytes + size > MAX_REPLY_BYTES:
+            room = MAX_REPLY_BYTES - self._bytes
+            text = text.encode("utf-8")[:room].decode("utf-8", "ignore")
+            size = len(text.encode("utf-8"))
+            cut = True
+        self._bytes += size
+        if text:
+            self._pending_text.append(text)
+            self._pending_chars += len(text)
+            self._emit(self._event("message.delta", delta=text))
+            if self._pending_chars >= URGENT_PENDING_CHARS:
+                self._urgent.set()
+        return cut
+
+    def _tool_progress(self, item: ToolCallProgress) -> None:
+        if item.index in self._calls:
+            current = self._calls[item.index]
+            self._calls[item.index] = current.model_copy(
+                update={"raw_arguments": item.arguments_so_far}
+            )
+            self._calls_dirty = True
+            return
+        call = ToolCall(
+            id=item.id or f"call_{item.index}",
+            name=item.name,
+            status="requested",
+            raw_arguments=item.arguments_so_far,
+        )
+        self._calls[item.index] = call
+        self._calls_dirty = True
+        self._emit(self._event("message.tool_call", tool_call=call))
+
+    def _tool_finished(self, calls: Sequence[AssembledToolCall]) -> None:
+        for item in calls:
+            known = self._calls.get(item.index)
+            call_id = item.id or (known.id if known else f"call_{item.index}")
+            if item.arguments is not None:
+                call = ToolCall(id=call_id, name=item.name, arguments=item.arguments)
+            else:
+                call = ToolCall(
+                    id=call_id,
+                    name=item.name,
+                    status="failed",
+                    error=item.parse_error
+                    or "The tool call's arguments are not a JSON object.",
+                    raw_arguments=item.arguments_json,
+                )
+            self._calls[item.index] = call
+            self._calls_dirty = True
+            self._emit(self._event("message.tool_call", tool_call=call))
+
+    def _tools_cut_off(self) -> None:
+        # Calls that never got their finish reason are incomplete: never runnable.
+        for index, call in list(self._calls.items()):
+            if (
+                call.status == "requested"
+                and call.arguments == {}
+                and call.raw_arguments is not None
+            ):
+                failed = call.model_copy(update={"status": "failed", "error": TOOL_CUT})
+                self._calls[index] = failed
+                self._calls_dirty = True
+                self._emit(self._event("message.tool_call", tool_call=failed))
+
+    async def _run(
+        self, llm: LLMAdapter, turns: Sequence[ChatTurn], model: str
+    ) -> None:
+        flusher = asyncio.get_running_loop().create_task(self._flusher())
+        status: EndStatus = "complete"
+        error: str | None = None
+        usage: Usage | None = None
+        finished = False
+        try:
+            stream = llm.stream(turns, model=model)
+            try:
+                async for item in stream:
+                    if isinstance(item, TextDelta):
+                        if item.text and self._add_text(item.text):
+                            status, error = "error", CUT_MESSAGE
+                            break
+                    elif isinstance(item, ToolCallProgress):
+                        self._tool_progress(item)
+                    elif isinstance(item, Finished):
+                        usage = item.usage
+                        self._tool_finished(item.tool_calls)
+                        finished = True
+                        break
+            finally:
+                # Closing the adapter's iterator closes the HTTP stream, so the server
+                # stops generating (a cut reply, a cancel, or an error alike).
+                closer = getattr(stream, "aclose", None)
+                if closer is not None:
+                    with contextlib.suppress(Exception):
+                        await closer()
+            if not finished and status == "complete":
+                raise StreamBroken(ENDED_EARLY)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            if not finished:
+                status, error = "stopped", None
+        except StreamBroken as exc:
+            status, error = "interrupted", redact(str(exc))
+        except ModelError as exc:
+            status, error = "error", redact(str(exc))
+        except Exception as exc:
+            logger.exception("reply %s failed", self.message_id)
+            status, error = (
+                "error",
+                redact(f"internal error: {type(exc).__name__}: {exc}"),
+            )
+        # From here on the reply is ending: a cancel can no longer interrupt the save.
+        self._finishing = True
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        if status != "complete":
+            self._tools_cut_off()
+        await self._finish(status, error, usage)
+
+    # -- persistence -----------------------------------------------------------------
+
+    def _take_pending(self) -> tuple[str, str | None, list[StreamEvent]]:
+        text = "".join(self._pending_text)
+        calls = (
+            dumps([c.model_dump(mode="json") for c in self._calls.values()])
+            if self._calls_dirty
+            else None
+        )
+        events = self._pending_events
+        self._pending_text, self._pending_chars = [], 0
+        self._pending_events = []
+        self._calls_dirty = False
+        self._dirty.clear()
+        self._urgent.clear()
+        return text, calls, events
+
+    def _restore_pending(
+        self, text: str, calls: str | None, events: list[StreamEvent]
+    ) -> None:
+        self._pending_text.insert(0, text)
+        self._pending_chars += len(text)
+        self._pending_events[:0] = events
+        if calls is not None:
+            self._calls_dirty = True
+        self._dirty.set()
+
+    async def _flusher(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        backoff = self._interval
+        while True:
+            if not self._dirty.is_set():
+                try:
+                    async with asyncio.timeout(CANCEL_CHECK_SECONDS):
+                        await self._dirty.wait()
+                except TimeoutError:
+                    await self._check_cancel_flag()
+                    continue
+            delay = last + backoff - loop.time()
+            if delay > 0 and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._urgent.wait()
+            # Shielded: stopping the flusher mid-write must not lose the write's outcome
+            # (the final commit waits for the flush lock this checkpoint holds).
+            ok = await asyncio.shield(self.checkpoint())
+            last = loop.time()
+            backoff = self._interval if ok else min(max(backoff * 2, 0.1), 5.0)
+
+    async def checkpoint(self) -> bool:
+        """Write pending text and events now; False when the write failed (kept)."""
+        async with self._flush_lock:
+            if not self._pending_events and not self._calls_dirty:
+                self._dirty.clear()
+                return True
+            text, calls, events = self._take_pending()
+            try:
+                result = await self.db.run(
+                    self.store.checkpoint,
+                    self.scope,
+                    self.message_id,
+                    self.writer_id,
+                    text=text,
+                    tool_calls=calls,
+                    events=events,
+                )
+            except StorageError as exc:
+                self._restore_pending(text, calls, events)
+                if self.save_error is None:
+                    logger.warning("reply %s not saved yet: %s", self.message_id, exc)
+                self.save_error = exc
+                return False
+            self.save_error = None
+        if not result.alive:
+            self._abandon()
+        elif result.cancel_requested:
+            self._stop_from_flag()
+        return True
+
+    async def _check_cancel_flag(self) -> None:
+        try:
+            result = await self.db.run(
+                self.store.reply_flags, self.scope, self.message_id, self.writer_id
+            )
+        except StorageError:
+            return
+        if not result.alive:
+            self._abandon()
+        elif result.cancel_requested:
+            self._stop_from_flag()
+
+    def _abandon(self) -> None:
+        # The message was deleted (its thread too, perhaps): stop quietly.
+        self._orphaned = True
+        if self.task is not None and not self._finishing:
+            self.task.cancel()
+
+    def _stop_from_flag(self) -> None:
+        if self.task is not None and not self._finishing:
+            self.stop_reason = "stopped"
+            self.task.cancel()
+
+    async def _finish(
+        self, status: EndStatus, error: str | None, usage: Usage | None
+    ) -> None:
+        fields: dict[str, object] = {"status": status}
+        if error is not None:
+            fields["error"] = error
+        if status == "complete":
+            fields["usage"] = usage
+        terminal = self._event(terminal_event_type(status), **fields)
+        final: Message | None = None
+        async with self._flush_lock:
+            text, calls, events = self._take_pending()
+            events.append(terminal)
+            delay = 0.05
+            while not self._orphaned:
+                try:
+                    final = await self.db.run(
+                        self.store.finish,
+                        self.scope,
+                        self.thread_id,
+                        self.message_id,
+                        self.writer_id,
+                        status=status,
+                        text=text,
+                        error=error,
+                        usage=usage if status == "complete" else None,
+                        tool_calls=calls,
+                        events=events,
+                    )
+                    self.save_error = None
+                    break
+                except StorageError as exc:
+                    self.save_error = exc
+                    if self._closing or delay > 30:
+                        logger.error(
+                            "reply %s could not be saved: %s", self.message_id, exc
+                        )
+                        break
+                    if delay == 0.05:
+                        logger.warning(
+                            "reply %s not saved yet: %s", self.message_id, exc
+                        )
+                        # Followers learn the outcome now; the save keeps trying.
+                        self._publish(terminal)
+                    await asyncio.sleep(delay)
+                    delay *= 2
+        self.final = final
+        if not self.events[-1].terminal:
+            self._publish(terminal.model_copy(update={"message": final}))
+        self.done.set()
+
+    def closing(self) -> None:
+        """The engine is shutting down: stop retrying failed saves after this one."""
+        self._closing = True

@@ -1,0 +1,283 @@
+"""Modal dialogs: confirm, rename, new thread, open a link.
+
+Each returns its answer through `dismiss` (use `push_screen(..., callback)` or
+`push_screen_wait`). Untrusted text (titles, URLs, agent names) is shown as `Text`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Select, Static, TextArea
+from textual.widgets.option_list import Option
+
+from tenex_tui.core.models import Agent
+from tenex_tui.core.payloads import MAX_SYSTEM_PROMPT_CHARS, MAX_TITLE_CHARS
+from tenex_tui.core.text import sanitize, sanitize_line
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """Ask a yes/no question; Enter or y confirms, Esc or n cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "cancel", "Cancel", id="modal.cancel"),
+        Binding("enter,y", "confirm", "Confirm", id="modal.confirm"),
+    ]
+
+    def __init__(self, title: str, body: Text, *, confirm: str = "Delete") -> None:
+        super().__init__(classes="modal")
+        self._title = title
+        self._body = body
+        self._confirm = confirm
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self._title), classes="dialog-title")
+            yield Static(self._body, classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel (Esc)", id="cancel")
+                yield Button(f"{self._confirm} (Enter)", id="confirm", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm", Button).focus()
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#confirm")
+    def confirm_pressed(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.dismiss(False)
+
+
+class RenameModal(ModalScreen[str | None]):
+    """Edit a thread's title; Enter saves, Esc cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="modal.cancel"),
+    ]
+
+    def __init__(self, title: str) -> None:
+        super().__init__(classes="modal")
+        self._title = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Rename thread", classes="dialog-title")
+            yield Input(
+                value=self._title,
+                placeholder="A title",
+                max_length=MAX_TITLE_CHARS,
+                id="title",
+            )
+            yield Static(
+                Text("Enter saves · Esc cancels", "dim"), classes="dialog-hint"
+            )
+
+    def on_mount(self) -> None:
+        self.query_one("#title", Input).focus()
+
+    @on(Input.Submitted, "#title")
+    def save(self, event: Input.Submitted) -> None:
+        title = event.value.strip()
+        if not title:
+            self.notify(
+                "A title needs some visible text.", severity="warning", markup=False
+            )
+            return
+        self.dismiss(title)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class NewThreadRequest:
+    """What the new-thread dialog asks the backend for."""
+
+    title: str | None
+    """The title, or None to let the first message name it."""
+    system_prompt: str | None
+    """Extra instructions for every reply, or None."""
+    agent: str | None
+    """An agent slug, or None for the open assistant."""
+
+
+class NewThreadModal(ModalScreen[NewThreadRequest | None]):
+    """Start a thread: title, optional system prompt, and agent."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="modal.cancel"),
+        Binding("ctrl+s", "create", "Create", priority=True, id="modal.create"),
+    ]
+
+    def __init__(self, agents: list[Agent]) -> None:
+        super().__init__(classes="modal")
+        self._agents = agents
+
+    def compose(self) -> ComposeResult:
+        options: list[tuple[Text, str]] = [(Text("Open assistant"), "")]
+        for agent in self._agents:
+            label = Text(sanitize_line(agent.name, max_chars=40))
+            label.append(f"  {sanitize_line(agent.level)}", "dim")
+            if agent.description:
+                label.append(
+                    "  " + sanitize_line(agent.description, max_chars=50), "dim"
+                )
+            options.append((label, agent.slug))
+        with Vertical(classes="dialog dialog-wide"):
+            yield Label("New thread", classes="dialog-title")
+            yield Label("Title", classes="field-label")
+            yield Input(
+                placeholder="Optional — the first message names it",
+                max_length=MAX_TITLE_CHARS,
+                id="title",
+            )
+            yield Label("Agent", classes="field-label")
+            yield Select(options, value="", allow_blank=False, id="agent")
+            yield Label("System prompt", classes="field-label")
+            yield TextArea(
+                id="system-prompt",
+                soft_wrap=True,
+                tab_behavior="focus",
+                placeholder="Optional instructions for every reply",
+                compact=True,
+            )
+            yield Static(
+                Text("Enter in the title or Ctrl+S creates · Esc cancels", "dim"),
+                classes="dialog-hint",
+            )
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel (Esc)", id="cancel")
+                yield Button("Create (Ctrl+S)", id="create", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#title", Input).focus()
+
+    def _request(self) -> NewThreadRequest | None:
+        title = self.query_one("#title", Input).value.strip() or None
+        prompt = self.query_one("#system-prompt", TextArea).text.strip() or None
+        if prompt is not None and len(prompt) > MAX_SYSTEM_PROMPT_CHARS:
+            self.notify(
+                "The system prompt is too long.", severity="warning", markup=False
+            )
+            return None
+        agent = self.query_one("#agent", Select).value
+        return NewThreadRequest(
+            title=title,
+            system_prompt=prompt,
+            agent=agent if isinstance(agent, str) and agent else None,
+        )
+
+    def action_create(self) -> None:
+        request = self._request()
+        if request is not None:
+            self.dismiss(request)
+
+    @on(Input.Submitted, "#title")
+    def title_submitted(self) -> None:
+        self.action_create()
+
+    @on(Button.Pressed, "#create")
+    def create_pressed(self) -> None:
+        self.action_create()
+
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class LinkModal(ModalScreen[bool]):
+    """Show a link's real target before opening it (T31: deceptive labels)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "cancel", "Cancel", id="modal.cancel"),
+        Binding("enter,y", "confirm", "Open", id="modal.confirm"),
+    ]
+
+    def __init__(self, url: str) -> None:
+        super().__init__(classes="modal")
+        self.url = url
+        """The URL that would open (already checked to be http or https)."""
+
+    def compose(self) -> ComposeResult:
+        host = urlsplit(self.url).hostname or "?"
+        body = Text()
+        body.append("This opens your browser at\n\n")
+        body.append(sanitize(self.url), "underline")
+        body.append("\n\nhost: ", "dim")
+        body.append(sanitize_line(host), "bold")
+        with Vertical(classes="dialog dialog-wide"):
+            yield Label("Open link?", classes="dialog-title")
+            yield Static(body, classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel (Esc)", id="cancel")
+                yield Button("Open (Enter)", id="confirm", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm", Button).focus()
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#confirm")
+    def confirm_pressed(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.dismiss(False)
+
+
+class LinksModal(ModalScreen[str | None]):
+    """The links of a message, to open one by keyboard (`o`)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="modal.cancel"),
+    ]
+
+    def __init__(self, links: list[tuple[str, str]]) -> None:
+        super().__init__(classes="modal")
+        self._links = links
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for index, (label, url) in enumerate(self._links):
+            prompt = Text(sanitize_line(label, max_chars=60) or "(no text)", "bold")
+            prompt.append("\n  " + sanitize_line(url, max_chars=100), "dim")
+            options.append(Option(prompt, id=str(index)))
+        with Vertical(classes="dialog dialog-wide"):
+            yield Label("Links in this message", classes="dialog-title")
+            yield OptionList(*options, id="links")
+            yield Static(Text("Enter opens · Esc closes", "dim"), classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#links").focus()
+
+    @on(OptionList.OptionSelected, "#links")
+    def link_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            self.dismiss(self._links[int(event.option.id)][1])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

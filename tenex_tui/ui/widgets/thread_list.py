@@ -1,0 +1,666 @@
+"""The thread sidebar: a virtual list fed page by page through the backend's cursor.
+
+It never holds every thread: it asks its page source for the next page when the cursor
+(or the viewport) nears the end of what is loaded, and keeps only a small `ThreadRow` per
+thread, not the full `Thread` (100,000 threads stay well under the memory budget). End
+is the one key that walks every page, because the user asked for the last row.
+
+Rows are built as `Segment`s from sanitised text: a title is never parsed as markup and
+never carries a control sequence to the terminal (T26, T29).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from textual import work
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.strip import Strip
+
+from tenex_tui.core.errors import TenexError
+from tenex_tui.core.models import Page, Thread
+from tenex_tui.ui.format import display_error, relative_time, thread_title
+from tenex_tui.ui.widgets.virtual_list import VirtualList, fit
+
+PageSource = Callable[[str | None], Awaitable[Page[Thread]]]
+"""Fetches the page after a cursor (None: the first page) with the list's filters."""
+
+PREFETCH_ROWS = 40
+"""Fetch the next page when the cursor or viewport comes this close to the loaded end."""
+
+MAX_TITLE_CHARS = 120
+"""Titles are cut here once, when a row is built (the column is narrower anyway)."""
+
+
+@dataclass(slots=True)
+class ThreadRow:
+    """What the sidebar keeps of one thread: enough to draw its row."""
+
+    id: str
+    title: str
+    """Sanitised, one line."""
+    pinned: bool
+    unread: bool
+    status: str | None
+    """The newest assistant message's status (`streaming`, `error`, …)."""
+    when: datetime
+    """Last activity, for the relative time."""
+    archived: bool
+
+    @classmethod
+    def from_thread(cls, thread: Thread) -> ThreadRow:
+        """Build a row from a thread as the backend returned it."""
+        return cls(
+            id=thread.id,
+            title=thread_title(thread.title, max_chars=MAX_TITLE_CHARS),
+            pinned=thread.pinned,
+            unread=thread.unread,
+            status=thread.last_status,
+            when=thread.last_message_at or thread.updated_at,
+            archived=thread.archived,
+        )
+
+
+_MARKERS = {
+    "streaming": ("◐", "thread-list--streaming"),
+    "error": ("✗", "thread-list--error"),
+    "interrupted": ("!", "thread-list--interrupted"),
+    "stopped": ("■", "thread-list--stopped"),
+}
+
+
+class ThreadList(VirtualList):
+    """The threads of one view (live or archived, maybe filtered), pinned first.
+
+    Posts `Opened` when a thread is activated and `Highlighted` when the cursor moves;
+    triage keys run actions on the screen (`screen.pin_threads`, …), which owns the
+    backend. Marks (space / x) select rows for bulk actions.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "enter",
+            "activate",
+            "Open",
+            id="thread.open",
+            tooltip="Open the thread and write in it",
+        ),
+        Binding(
+            "n",
+            "screen.new_thread",
+            "New",
+            id="thread.new",
+            tooltip="Start a new thread",
+        ),
+        Binding(
+            "r",
+            "screen.rename_thread",
+            "Rename",
+            id="thread.rename",
+            tooltip="Rename the thread",
+        ),
+        Binding(
+            "p",
+            "screen.pin_threads",
+            "Pin",
+            id="thread.pin",
+            tooltip="Pin or unpin (all marked threads, if any)",
+        ),
+        Binding(
+            "a",
+            "screen.archive_threads",
+            "Archive",
+            id="thread.archive",
+            tooltip="Archive, or unarchive in the archive (all marked, if any)",
+        ),
+        Binding(
+            "d",
+            "screen.delete_threads",
+            "Delete",
+            id="thread.delete",
+            tooltip="Delete after confirming; undo for 5 seconds",
+        ),
+        Binding(
+            "space,x",
+            "toggle_mark",
+            "Mark",
+            show=False,
+            id="thread.mark",
+            tooltip="Mark for a bulk pin, archive or delete",
+        ),
+        Binding(
+            "/",
+            "screen.search",
+            "Search",
+            id="thread.search",
+            tooltip="Search every message and title",
+        ),
+        Binding(
+            "f",
+            "screen.filter_threads",
+            "Filter",
+            show=False,
+            id="thread.filter",
+            tooltip="Filter the list by title as you type",
+        ),
+        Binding(
+            "A",
+            "screen.toggle_archived",
+            "Archived",
+            show=False,
+            id="thread.archived_view",
+            tooltip="Show archived threads (and back)",
+        ),
+        Binding(
+            "u",
+            "screen.undo_delete",
+            "Undo",
+            show=False,
+            id="thread.undo",
+            tooltip="Undo the last delete",
+        ),
+        Binding(
+            "question_mark",
+            "app.help",
+            "Keys",
+            show=False,
+            id="app.keys",
+            tooltip="Show every key",
+        ),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "thread-list--cursor",
+        "thread-list--marked",
+        "thread-list--time",
+        "thread-list--pin",
+        "thread-list--unread",
+        "thread-list--streaming",
+        "thread-list--error",
+        "thread-list--interrupted",
+        "thread-list--stopped",
+        "thread-list--placeholder",
+        "thread-list--empty",
+    }
+
+    @dataclass
+    class Opened(Message):
+        """The user opened a thread (Enter or double click)."""
+
+        thread_list: ThreadList
+        """The list."""
+        thread_id: str
+        """The thread to open."""
+
+        @property
+        def control(self) -> ThreadList:
+            """The list that posted the message."""
+            return self.thread_list
+
+    @dataclass
+    class Highlighted(Message):
+        """The cursor moved to another thread (or off every thread)."""
+
+        thread_list: ThreadList
+        """The list."""
+        thread_id: str | None
+        """The highlighted thread, or None when the list is empty."""
+
+        @property
+        def control(self) -> ThreadList:
+            """The list that posted the message."""
+            return self.thread_list
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, ThreadList.Highlighted)
+
+    @dataclass
+    class LoadFailed(Message):
+        """A page could not be loaded."""
+
+        thread_list: ThreadList
+        """The list."""
+        error: str
+        """Why, ready to display."""
+
+        @property
+        def control(self) -> ThreadList:
+            """The list that posted the message."""
+            return self.thread_list
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], datetime] | None = None,
+        page_size: int = 100,
+        name: str | None = None,
+        id: str | None = None,  # noqa: A002 - Textual's own parameter name
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._now = now or (lambda: datetime.now(UTC))
+        self.page_size = page_size
+        self.rows: list[ThreadRow] = []
+        """The loaded rows, in display order."""
+        self.marked: set[str] = set()
+        """Ids of the rows marked for a bulk action."""
+        self.empty_text = "Opening…"
+        """What the list says when it has no rows."""
+        self._source: PageSource | None = None
+        self._next_cursor: str | None = None
+        self._total: int | None = None
+        self._loading = False
+        self._generation = 0
+        self._want_end = False
+        self._select_after_load: str | None = None
+        self._replace_rows = False
+        self._index: dict[str, int] = {}
+
+    # --- data ----------------------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        loaded = len(self.rows)
+        if self._next_cursor is None:
+            return loaded
+        if self._total is not None and self._total > loaded:
+            return self._total
+        # Unknown total: one "loading…" row tells the user there is more.
+        return loaded + 1
+
+    @property
+    def fully_loaded(self) -> bool:
+        """True once the last page has arrived."""
+        return (
+            self._source is not None and self._next_cursor is None and not self._loading
+        )
+
+    @property
+    def fetching(self) -> bool:
+        """True while a page is being fetched."""
+        return self._loading
+
+    @property
+    def highlighted(self) -> ThreadRow | None:
+        """The row under the cursor, if it is loaded."""
+        if 0 <= self.cursor < len(self.rows):
+            return self.rows[self.cursor]
+        return None
+
+    def row_for(self, thread_id: str) -> ThreadRow | None:
+        """The loaded row of a thread, if any."""
+        index = self._index.get(thread_id)
+        return None if index is None else self.rows[index]
+
+    def index_of(self, thread_id: str) -> int | None:
+        """The position of a loaded thread, if any."""
+        return self._index.get(thread_id)
+
+    def _reindex(self) -> None:
+        self._index = {row.id: i for i, row in enumerate(self.rows)}
+
+    def load(
+        self, source: PageSource, *, select: str | None = None, keep_rows: bool = False
+    ) -> None:
+        """Start over from the first page of `source` (a new view, filter or order).
+
+        Args:
+            source: Fetches pages with the view's filters.
+            select: A thread to put the cursor on once it is loaded (else the first row).
+            keep_rows: Keep showing the current rows until the first page arrives (a
+                refresh of the same view), instead of clearing the list at once.
+        """
+        self._generation += 1
+        self._source = source
+        self._want_end = False
+        self._select_after_load = select
+        self._replace_rows = True
+        if not keep_rows:
+            self.rows = []
+            self._index = {}
+            self.marked.clear()
+            self._next_cursor = None
+            self._total = None
+            self.refresh_rows()
+        self._loading = True
+        self._fetch(None, self._generation)
+
+    def reload(self) -> None:
+        """Reload from the first page, keeping the cursor on the same thread."""
+        if self._source is None:
+            return
+        current = self.highlighted
+        self.load(self._source, select=current.id if current else None, keep_rows=True)
+
+    @work(group="thread-pages", exit_on_error=False)
+    async def _fetch(self, cursor: str | None, generation: int) -> None:
+        source = self._source
+        if source is None:
+            return
+        self._loading = True
+        try:
+            page = await source(cursor)
+        except TenexError as error:
+            if generation == self._generation:
+                self._loading = False
+                self._next_cursor = None
+                self.empty_text = "Could not load threads."
+                self.refresh_rows()
+                self.post_message(self.LoadFailed(self, display_error(str(error))))
+            return
+        if generation != self._generation:
+            return  # a newer view replaced this one while the page was in flight
+        self._loading = False
+        self._add_page(page)
+
+    def _add_page(self, page: Page[Thread]) -> None:
+        before = self.highlighted_id
+        if self._replace_rows:
+            self._replace_rows = False
+            self.rows = []
+            self._index = {}
+            self.marked &= {thread.id for thread in page.items}
+        known = self._index
+        for thread in page.items:
+            if thread.id in known:
+                continue  # a row that moved between pages: keep the first sighting
+            known[thread.id] = len(self.rows)
+            self.rows.append(ThreadRow.from_thread(thread))
+        self._next_cursor = page.next_cursor
+        self._total = page.total
+        if self._next_cursor is None:
+            self._total = len(self.rows)
+        self.empty_text = "No threads yet — press n to start one."
+        self.refresh_rows()
+        if self._select_after_load is not None:
+            index = self._index.get(self._select_after_load)
+            if index is not None:
+                self._select_after_load = None
+                self.move_cursor(index)
+            elif self._next_cursor is None:
+                self._select_after_load = None
+        if self._want_end:
+            self.move_cursor(self.row_count - 1)
+            if self._next_cursor is None:
+                self._want_end = False
+        if self.highlighted_id != before:
+            self.post_message(self.Highlighted(self, self.highlighted_id))
+        self._maybe_fetch_more()
+
+    def _maybe_fetch_more(self) -> None:
+        if self._loading or self._next_cursor is None or self._source is None:
+            return
+        bottom = round(self.scroll_y) + self.scrollable_content_region.height
+        edge = max(self.cursor, bottom)
+        if self._want_end or edge >= len(self.rows) - PREFETCH_ROWS:
+            self._loading = True
+            self._fetch(self._next_cursor, self._generation)
+
+    # --- row updates from the screen (optimistic triage) -----------------------------
+
+    def update_row(self, thread: Thread) -> None:
+        """Redraw a thread's row from a fresh copy of the thread (if it is loaded)."""
+        index = self._index.get(thread.id)
+        if index is not None:
+            self.rows[index] = ThreadRow.from_thread(thread)
+            self.refresh()
+
+    def set_status(self, thread_id: str, status: str | None, *, unread: bool) -> None:
+        """Change a row's marker (a reply started, finished or failed)."""
+        row = self.row_for(thread_id)
+        if row is not None:
+            row.status = status
+            row.unread = unread
+            self.refresh()
+
+    def remove_rows(self, thread_ids: Iterable[str]) -> list[tuple[int, ThreadRow]]:
+        """Take rows out of the view (archived, deleted); returns them for an undo."""
+        doomed = set(thread_ids)
+        removed = [(i, row) for i, row in enumerate(self.rows) if row.id in doomed]
+        if not removed:
+            return []
+        keep_id = self.highlighted.id if self.highlighted else None
+        self.rows = [row for row in self.rows if row.id not in doomed]
+        self.marked -= doomed
+        if self._total is not None:
+            self._total = max(len(self.rows), self._total - len(removed))
+        self._reindex()
+        cursor = self.cursor
+        if keep_id is not None and keep_id in self._index:
+            cursor = self._index[keep_id]
+        self.refresh_rows()
+        self.move_cursor(cursor)
+        self.post_message(self.Highlighted(self, self.highlighted_id))
+        return removed
+
+    def restore_rows(self, removed: list[tuple[int, ThreadRow]]) -> None:
+        """Put back rows that `remove_rows` took out (undo), at their old positions."""
+        for index, row in sorted(removed, key=lambda item: item[0]):
+            if row.id not in self._index:
+                self.rows.insert(min(index, len(self.rows)), row)
+                self._reindex()
+        if self._total is not None:
+            self._total += len(removed)
+        self.refresh_rows()
+        if removed:
+            first = self._index.get(removed[0][1].id)
+            if first is not None:
+                self.move_cursor(first)
+
+    def insert_top(self, thread: Thread) -> None:
+        """Show a new (or newly active) thread first among its kind and select it."""
+        self.rows = [row for row in self.rows if row.id != thread.id]
+        row = ThreadRow.from_thread(thread)
+        position = 0 if thread.pinned else sum(1 for r in self.rows if r.pinned)
+        self.rows.insert(position, row)
+        self._reindex()
+        if self._total is not None:
+            self._total = max(self._total, len(self.rows))
+        self.refresh_rows()
+        self.move_cursor(position)
+
+    def move_to_section(self, thread: Thread) -> None:
+        """After a pin or unpin: move the row to the top of its section."""
+        if thread.id not in self._index:
+            return
+        keep = self.highlighted.id if self.highlighted else None
+        self.rows = [row for row in self.rows if row.id != thread.id]
+        row = ThreadRow.from_thread(thread)
+        pinned_count = sum(1 for r in self.rows if r.pinned)
+        position = 0 if thread.pinned else pinned_count
+        if not thread.pinned:
+            # Unpinned: back among the others by recency.
+            position = pinned_count
+            while (
+                position < len(self.rows)
+                and not self.rows[position].pinned
+                and self.rows[position].when > row.when
+            ):
+                position += 1
+        self.rows.insert(position, row)
+        self._reindex()
+        self.refresh_rows()
+        if keep is not None and keep in self._index:
+            self.move_cursor(self._index[keep])
+
+    def bump(self, thread_id: str, when: datetime) -> None:
+        """A thread just became the most recent: move it to the top of its section.
+
+        The cursor stays on the thread it was on (which may be this one).
+        """
+        index = self._index.get(thread_id)
+        if index is None:
+            return
+        keep = self.highlighted_id
+        row = self.rows.pop(index)
+        row.when = when
+        position = 0 if row.pinned else sum(1 for r in self.rows if r.pinned)
+        self.rows.insert(position, row)
+        self._reindex()
+        self.refresh()
+        if (
+            keep is not None
+            and keep in self._index
+            and self._index[keep] != self.cursor
+        ):
+            self.move_cursor(self._index[keep])
+
+    @property
+    def highlighted_id(self) -> str | None:
+        """The id of the thread under the cursor, if loaded."""
+        row = self.highlighted
+        return row.id if row else None
+
+    def select(self, thread_id: str) -> bool:
+        """Move the cursor to a loaded thread; returns whether it was found."""
+        index = self._index.get(thread_id)
+        if index is None:
+            return False
+        self.move_cursor(index)
+        return True
+
+    def targets(self) -> list[str]:
+        """The threads a bulk action applies to: the marked ones, else the cursor's."""
+        if self.marked:
+            return [row.id for row in self.rows if row.id in self.marked]
+        current = self.highlighted
+        return [current.id] if current else []
+
+    # --- keys ----------------------------------------------------------------------
+
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the row under the cursor, then move down."""
+        row = self.highlighted
+        if row is None:
+            return
+        if row.id in self.marked:
+            self.marked.discard(row.id)
+        else:
+            self.marked.add(row.id)
+        self.refresh()
+        self.move_cursor(self.cursor + 1)
+
+    def clear_marks(self) -> bool:
+        """Unmark every row; returns whether any was marked."""
+        had = bool(self.marked)
+        self.marked.clear()
+        self.refresh()
+        return had
+
+    def action_last(self) -> None:
+        if self._next_cursor is not None:
+            # The user asked for the last thread: walk the remaining pages, showing
+            # placeholders meanwhile, and follow the end as it arrives.
+            self._want_end = True
+            self.move_cursor(self.row_count - 1)
+            self._maybe_fetch_more()
+            return
+        super().action_last()
+
+    def move_cursor(self, index: int) -> None:
+        super().move_cursor(index)
+        self._maybe_fetch_more()
+
+    def action_cursor_up(self) -> None:
+        self._want_end = False
+        super().action_cursor_up()
+
+    def action_first(self) -> None:
+        self._want_end = False
+        super().action_first()
+
+    def action_page_up(self) -> None:
+        self._want_end = False
+        super().action_page_up()
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        super().watch_cursor(old, new)
+        if old != new:
+            self.post_message(self.Highlighted(self, self.highlighted_id))
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._maybe_fetch_more()
+
+    def action_activate(self) -> None:
+        row = self.highlighted
+        if row is not None:
+            self.post_message(self.Opened(self, row.id))
+
+    def on_virtual_list_row_activated(self, event: VirtualList.RowActivated) -> None:
+        event.stop()
+        if 0 <= event.index < len(self.rows):
+            self.post_message(self.Opened(self, self.rows[event.index].id))
+
+    # --- drawing -------------------------------------------------------------------
+
+    def render_empty(self, y: int, width: int) -> Strip:
+        base = self.rich_style
+        if y != 1:
+            return Strip.blank(width, base)
+        style = base + self.get_component_rich_style("thread-list--empty")
+        return fit([Segment("  " + self.empty_text, style)], width, base)
+
+    def render_row(self, index: int, line: int, width: int, selected: bool) -> Strip:
+        base = self.rich_style
+        if selected:
+            base = base + self.get_component_rich_style("thread-list--cursor")
+        if index >= len(self.rows):
+            style = base + self.get_component_rich_style("thread-list--placeholder")
+            return fit([Segment("    loading…", style)], width, base)
+        row = self.rows[index]
+        marked = row.id in self.marked
+        if marked:
+            base = base + self.get_component_rich_style("thread-list--marked")
+        segments: list[Segment] = [Segment(" ", base)]
+        if marked:
+            segments.append(Segment("✓", base + Style(bold=True)))
+        elif row.status in _MARKERS:
+            glyph, component = _MARKERS[row.status]
+            segments.append(
+                Segment(glyph, base + self.get_component_rich_style(component))
+            )
+        elif row.unread:
+            unread = self.get_component_rich_style("thread-list--unread")
+            segments.append(Segment("●", base + unread))
+        else:
+            segments.append(Segment(" ", base))
+        if row.pinned:
+            pin = self.get_component_rich_style("thread-list--pin")
+            segments.append(Segment("⚑", base + pin))
+        else:
+            segments.append(Segment(" ", base))
+        segments.append(Segment(" ", base))
+        when = relative_time(row.when, self._now(), short=True)
+        time_width = cell_len(when)
+        title_width = max(1, width - 4 - time_width - 2)
+        title_style = base + Style(bold=True) if row.unread else base
+        title = row.title
+        if cell_len(title) > title_width:
+            title = _crop(title, title_width - 1) + "…"
+        segments.append(Segment(title, title_style))
+        gap = width - 4 - cell_len(title) - time_width - 1
+        segments.append(Segment(" " * max(1, gap), base))
+        time_style = base + self.get_component_rich_style("thread-list--time")
+        segments.append(Segment(when, time_style))
+        segments.append(Segment(" ", base))
+        return fit(segments, width, base)
+
+
+def _crop(text: str, cells: int) -> str:
+    """Cut text to at most `cells` terminal cells (wide characters count twice)."""
+    if cells <= 0:
+        return ""
+    total = 0
+    for position, char in enumerate(text):
+        total += cell_len(char)
+        if total > cells:
+            return text[:position]
+    return text
