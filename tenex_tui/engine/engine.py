@@ -16,23 +16,18 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from tenex_tui.core.errors import (
     InvalidRequest,
     ModelError,
     ModelNotConfigured,
-    NotFound,
     StorageError,
     StorageReadOnly,
 )
-from tenex_tui.core.events import StreamEvent
 from tenex_tui.core.models import (
     Agent,
-    Attachment,
     BackendInfo,
     Message,
     Page,
@@ -40,111 +35,22 @@ from tenex_tui.core.models import (
     Thread,
     ThreadContext,
 )
-from tenex_tui.core.payloads import AttachmentInput
 from tenex_tui.engine.clock import Clock, SystemClock
+from tenex_tui.engine.engine_core import NO_MODEL, EngineCore, default_agents
+from tenex_tui.engine.engine_replies import ReplyOperations
 from tenex_tui.engine.llm import LLMAdapter
-from tenex_tui.engine.prompt import AttachmentText, build_turns
-from tenex_tui.engine.replies import LiveReply
 from tenex_tui.engine.store import ApiKeyRecord, IdempotencyRecord, Scope, Store
 from tenex_tui.engine.store_db import DbThread, backup_database, open_connection
-from tenex_tui.engine.store_replies import (
-    ReplyStart,
-    parse_event_id,
-    validate_content,
-)
-from tenex_tui.engine.writer_lock import WriterLock, writer_alive
+from tenex_tui.engine.writer_lock import WriterLock
 
 logger = logging.getLogger("tenex_tui.engine")
 
-T = TypeVar("T")
-
-NO_MODEL = (
-    "No model is configured. Set OPENAI_API_KEY (and OPENAI_BASE_URL for a local server "
-    "such as Ollama or llama.cpp), or add a provider to config.toml."
-)
 MODEL_LOOKUP_SECONDS = 5.0
 """How long `info()` waits for the provider's model list when no model is named."""
-LIVENESS_CHECK_SECONDS = 1.0
-"""How often a follower of another process's reply checks that process is alive."""
-CANCEL_WAIT_SECONDS = 5.0
-"""How long a cancel waits for another process to stop its reply."""
 
 
-def default_agents() -> list[Agent]:
-    """The agents a thread can be bound to (the agents issue replaces this)."""
-    return [
-        Agent(
-            slug="assistant",
-            name="Assistant",
-            level="associate",
-            description="The open assistant: no fixed role, no tools.",
-        )
-    ]
-
-
-@dataclass
-class _Core:
-    """What every scoped view of one engine shares."""
-
-    path: Path
-    db: DbThread
-    store: Store
-    llm: LLMAdapter | None
-    clock: Clock
-    lock: WriterLock
-    checkpoint_interval: float
-    poll_interval: float
-    read_only: bool
-    default_model: str | None
-    replies: dict[tuple[str, str], LiveReply] = field(default_factory=dict)
-    tasks: set[asyncio.Task[object]] = field(default_factory=set)
-    start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    warm_started: bool = False
-    closed: bool = False
-
-    def spawn(self, coro: Awaitable[T]) -> asyncio.Task[T]:
-        """Run a coroutine as an engine-owned task (kept referenced until done)."""
-
-        async def wrap() -> T:
-            return await coro
-
-        task: asyncio.Task[T] = asyncio.get_running_loop().create_task(wrap())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-    async def model(self, thread_model: str | None = None) -> str:
-        """The model for a request: the thread's, else the configured default.
-
-        Raises:
-            ModelNotConfigured: When there is no adapter or no model at all.
-            ModelUnavailable: When the provider must be asked and cannot be reached.
-        """
-        if self.llm is None:
-            raise ModelNotConfigured(NO_MODEL)
-        if thread_model:
-            return thread_model
-        if self.default_model is None:
-            self.default_model = self.llm.default_model
-        if self.default_model is None:
-            models = await self.llm.list_models()
-            if not models:
-                raise ModelNotConfigured(
-                    "The model provider lists no models; name one with --model, "
-                    "TENEX_MODEL or config.toml."
-                )
-            self.default_model = models[0]
-        return self.default_model
-
-
-class LocalEngine:
+class LocalEngine(ReplyOperations):
     """The local chat engine: every `ChatBackend` operation, on SQLite."""
-
-    def __init__(self, core: _Core, scope: Scope, *, owner: bool) -> None:
-        """Use `LocalEngine.open` (or `for_scope`); this wires an opened core."""
-        self._core = core
-        self._scope = scope
-        self._owner = owner
 
     @classmethod
     async def open(
@@ -225,7 +131,7 @@ class LocalEngine:
             lock.release()
             await asyncio.to_thread(db.shutdown)
             raise
-        core = _Core(
+        core = EngineCore(
             path=path,
             db=db,
             store=store,
@@ -245,21 +151,6 @@ class LocalEngine:
         Closing a view does nothing; close the engine `open` returned.
         """
         return LocalEngine(self._core, Scope(workspace_id, user_id), owner=False)
-
-    @property
-    def scope(self) -> Scope:
-        """The workspace and user this view acts for."""
-        return self._scope
-
-    @property
-    def path(self) -> Path:
-        """The database file."""
-        return self._core.path
-
-    async def _run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        if self._core.closed:
-            raise StorageError("The engine is closed.")
-        return await self._core.db.run(fn, *args, **kwargs)
 
     # -- scope, keys, idempotency, backup ------------------------------------------
 
@@ -442,10 +333,6 @@ class LocalEngine:
             q=q,
         )
 
-    async def get_thread(self, thread_id: str) -> Thread:
-        """Return one thread (see `ChatBackend.get_thread`)."""
-        return await self._run(self._core.store.get_thread, self._scope, thread_id)
-
     async def update_thread(
         self,
         thread_id: str,
@@ -470,19 +357,6 @@ class LocalEngine:
         """Clear the thread's unread mark (see `ChatBackend.mark_read`)."""
         return await self._run(self._core.store.mark_read, self._scope, thread_id)
 
-    async def delete_thread(self, thread_id: str) -> None:
-        """Delete a thread, stopping its streaming reply first."""
-        for live in self._live_in_thread(thread_id):
-            await live.cancel()
-        await self._run(self._core.store.delete_thread, self._scope, thread_id)
-
-    def _live_in_thread(self, thread_id: str) -> list[LiveReply]:
-        return [
-            live
-            for live in self._core.replies.values()
-            if live.scope == self._scope and live.thread_id == thread_id
-        ]
-
     # -- messages --------------------------------------------------------------------
 
     async def list_messages(
@@ -503,12 +377,6 @@ class LocalEngine:
             order=order,
         )
 
-    async def get_message(self, thread_id: str, message_id: str) -> Message:
-        """Return one message (see `ChatBackend.get_message`)."""
-        return await self._run(
-            self._core.store.get_message, self._scope, thread_id, message_id
-        )
-
     async def edit_message(
         self, thread_id: str, message_id: str, content: str
     ) -> Message:
@@ -524,258 +392,6 @@ class LocalEngine:
         return await self._run(
             self._core.store.search, self._scope, q, limit=limit, cursor=cursor
         )
-
-    # -- replies ---------------------------------------------------------------------
-
-    def _attachments(
-        self, inputs: Sequence[AttachmentInput]
-    ) -> tuple[list[Attachment], list[AttachmentText]]:
-        records, texts = [], []
-        for item in inputs:
-            records.append(
-                Attachment(
-                    id=self._core.clock.new_id("att"),
-                    kind=item.kind,
-                    name=item.name,
-                    media_type=item.media_type,
-                    size=item.size,
-                    sha256=item.sha256,
-                    truncated=item.truncated,
-                )
-            )
-            texts.append(
-                AttachmentText(
-                    name=item.name,
-                    text=item.text,
-                    kind=item.kind,
-                    media_type=item.media_type,
-                    truncated=item.truncated,
-                )
-            )
-        return records, texts
-
-    async def send_message(
-        self,
-        thread_id: str,
-        content: str,
-        *,
-        attachments: Sequence[AttachmentInput] = (),
-        knowledge: Sequence[str] = (),
-        lead: str | None = None,
-        client_request_id: str | None = None,
-    ) -> AsyncIterator[StreamEvent]:
-        """Store the user message, start the reply, and follow it.
-
-        See `ChatBackend.send_message`. The reply is engine-owned: leaving the
-        iteration detaches; the first event is `message.started`.
-        """
-        validate_content(content, bool(attachments or knowledge or lead))
-        thread = await self.get_thread(thread_id)
-        model = await self._core.model(thread.model)
-        records, texts = self._attachments(attachments)
-        if knowledge or lead is not None:
-            for record, text in await self._run(
-                self._core.store.resolve_context, self._scope, knowledge, lead
-            ):
-                records.append(record)
-                texts.append(text)
-        store = self._core.store
-
-        def start(writer_id: str) -> ReplyStart:
-            return store.start_send(
-                self._scope,
-                thread_id,
-                content=content,
-                attachments=records,
-                attachment_text=texts,
-                request_id=client_request_id,
-                writer_id=writer_id,
-                model=model,
-            )
-
-        async for event in self._start_and_follow(start, model):
-            yield event
-
-    async def regenerate(
-        self,
-        thread_id: str,
-        *,
-        mode: Literal["regenerate", "continue"] = "regenerate",
-        client_request_id: str | None = None,
-    ) -> AsyncIterator[StreamEvent]:
-        """Answer the last user message again, or continue the last reply.
-
-        See `ChatBackend.regenerate`.
-        """
-        if mode not in ("regenerate", "continue"):
-            raise InvalidRequest("mode is 'regenerate' or 'continue'.")
-        thread = await self.get_thread(thread_id)
-        model = await self._core.model(thread.model)
-        store = self._core.store
-
-        def start(writer_id: str) -> ReplyStart:
-            return store.start_regenerate(
-                self._scope,
-                thread_id,
-                mode=mode,
-                request_id=client_request_id,
-                writer_id=writer_id,
-                model=model,
-            )
-
-        async for event in self._start_and_follow(start, model):
-            yield event
-
-    async def _start_and_follow(
-        self, start: Callable[[str], ReplyStart], model: str
-    ) -> AsyncIterator[StreamEvent]:
-        core = self._core
-        if core.closed:
-            raise StorageError("The engine is closed.")
-        # The start runs as an engine task, shielded: a caller cancelled mid-start
-        # still leaves a started reply running, never a `streaming` row nobody owns.
-        outcome = await asyncio.shield(core.spawn(self._start(start, model)))
-        result, live = outcome
-        if live is None:
-            async for event in self.stream_events(result.thread_id, result.message.id):
-                yield event
-            return
-        async for event in live.follow(None):
-            yield event
-
-    async def _start(
-        self, start: Callable[[str], ReplyStart], model: str
-    ) -> tuple[ReplyStart, LiveReply | None]:
-        core = self._core
-        llm = core.llm
-        if llm is None:
-            raise ModelNotConfigured(NO_MODEL)
-        # One start at a time: a resend with the same request id must find the first
-        # send's reply registered here, not half-started.
-        async with core.start_lock:
-            result = await core.db.run(start, core.lock.instance_id)
-            if result.existing or result.started is None:
-                return result, None
-            live = LiveReply(
-                db=core.db,
-                store=core.store,
-                scope=self._scope,
-                started=result.started,
-                writer_id=core.lock.instance_id,
-                checkpoint_interval=core.checkpoint_interval,
-                initial_bytes=len(result.message.content.encode("utf-8")),
-            )
-            key = (self._scope.workspace_id, result.message.id)
-            core.replies[key] = live
-            turns = build_turns(result.system_prompt, result.history)
-            live.start(llm, turns, model)
-            assert live.task is not None
-            live.task.add_done_callback(lambda _task: core.replies.pop(key, None))
-            return result, live
-
-    async def stream_events(
-        self, thread_id: str, message_id: str, *, after: str | None = None
-    ) -> AsyncIterator[StreamEvent]:
-        """Exactly the events after `after`, then the live tail (see `ChatBackend`).
-
-        A reply streamed by this process is followed in memory; one streamed by another
-        process is followed by reading the store every `poll_interval` seconds, and
-        ended `interrupted` if that process dies.
-        """
-        after_seq = parse_event_id(message_id, after) if after is not None else None
-        live = self._core.replies.get((self._scope.workspace_id, message_id))
-        if (
-            live is not None
-            and live.scope == self._scope
-            and live.thread_id == thread_id
-        ):
-            if after_seq is not None and not (
-                live.first_seq <= after_seq <= live.last_seq
-            ):
-                raise NotFound("event not found")
-            async for event in live.follow(after_seq):
-                yield event
-            return
-        async for event in self._follow_stored(thread_id, message_id, after_seq):
-            yield event
-
-    async def _follow_stored(
-        self, thread_id: str, message_id: str, after_seq: int | None
-    ) -> AsyncIterator[StreamEvent]:
-        core = self._core
-        store = core.store
-        stored = await self._run(
-            store.read_events, self._scope, thread_id, message_id, after_seq
-        )
-        position = after_seq if after_seq is not None else stored.first_seq - 1
-        loop = asyncio.get_running_loop()
-        next_liveness = loop.time() + LIVENESS_CHECK_SECONDS
-        while True:
-            for event in stored.events:
-                position = int(event.id.rpartition(".")[2])
-                yield event
-                if event.terminal:
-                    return
-            if stored.status != "streaming":
-                return
-            live = core.replies.get((self._scope.workspace_id, message_id))
-            if live is not None and live.scope == self._scope:
-                # It became live here (a start that was registering): follow memory.
-                async for event in live.follow(max(position, live.first_seq - 1)):
-                    yield event
-                return
-            await asyncio.sleep(core.poll_interval)
-            if loop.time() >= next_liveness:
-                next_liveness = loop.time() + LIVENESS_CHECK_SECONDS
-                writer = stored.writer_id
-                if writer != core.lock.instance_id and not writer_alive(
-                    core.lock.locks_dir, writer
-                ):
-                    await self._run(
-                        store.end_orphan,
-                        self._scope,
-                        thread_id,
-                        message_id,
-                        "interrupted",
-                    )
-            stored = await self._run(
-                store.read_events,
-                self._scope,
-                thread_id,
-                message_id,
-                position,
-                strict=False,
-            )
-
-    async def cancel_message(self, thread_id: str, message_id: str) -> Message:
-        """Stop a streaming reply; it ends `stopped` with its partial text. Idempotent."""
-        core = self._core
-        live = core.replies.get((self._scope.workspace_id, message_id))
-        if (
-            live is not None
-            and live.scope == self._scope
-            and live.thread_id == thread_id
-        ):
-            await live.cancel()
-            if live.final is not None:
-                return live.final
-            return await self.get_message(thread_id, message_id)
-        message, writer = await self._run(
-            core.store.request_cancel, self._scope, thread_id, message_id
-        )
-        if writer is None or writer == core.lock.instance_id:
-            return message
-        if not writer_alive(core.lock.locks_dir, writer):
-            return await self._run(
-                core.store.end_orphan, self._scope, thread_id, message_id, "stopped"
-            )
-        # Another live process streams it: it sees the flag at its next checkpoint.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CANCEL_WAIT_SECONDS
-        while message.status == "streaming" and loop.time() < deadline:
-            await asyncio.sleep(core.poll_interval)
-            message = await self.get_message(thread_id, message_id)
-        return message
 
     # -- closing ---------------------------------------------------------------------
 

@@ -379,6 +379,46 @@ _migration(
 )
 
 
+# m008: per-owner thread counts kept by triggers, so a list's `total` costs one indexed
+# read instead of counting 100,000 index entries (15-20 ms) on every first page. Keyed by
+# the two flags a sidebar filters on; lists filtered by agent or title still count rows.
+_migration(
+    "m008_create_thread_counts",
+    [
+        """CREATE TABLE thread_counts (
+            workspace_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            archived INTEGER NOT NULL,
+            pinned INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (workspace_id, user_id, archived, pinned)
+        ) WITHOUT ROWID""",
+        """INSERT INTO thread_counts (workspace_id, user_id, archived, pinned, n)
+            SELECT workspace_id, user_id, archived, pinned, count(*) FROM threads
+            GROUP BY workspace_id, user_id, archived, pinned""",
+        """CREATE TRIGGER thread_counts_insert AFTER INSERT ON threads BEGIN
+            INSERT INTO thread_counts (workspace_id, user_id, archived, pinned, n)
+                VALUES (new.workspace_id, new.user_id, new.archived, new.pinned, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END""",
+        """CREATE TRIGGER thread_counts_delete AFTER DELETE ON threads BEGIN
+            UPDATE thread_counts SET n = n - 1
+                WHERE workspace_id = old.workspace_id AND user_id = old.user_id
+                AND archived = old.archived AND pinned = old.pinned;
+        END""",
+        """CREATE TRIGGER thread_counts_update AFTER UPDATE OF archived, pinned ON threads
+            WHEN old.archived != new.archived OR old.pinned != new.pinned BEGIN
+            UPDATE thread_counts SET n = n - 1
+                WHERE workspace_id = old.workspace_id AND user_id = old.user_id
+                AND archived = old.archived AND pinned = old.pinned;
+            INSERT INTO thread_counts (workspace_id, user_id, archived, pinned, n)
+                VALUES (new.workspace_id, new.user_id, new.archived, new.pinned, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END""",
+    ],
+)
+
+
 def pending_migrations(db: sqlite_utils.Database) -> list[str]:
     """Names of the migrations not yet applied (a read-only query)."""
     return [m.name for m in MIGRATIONS.pending(db)]

@@ -39,7 +39,7 @@ from tenex_tui.engine.llm import (
     ToolCallProgress,
 )
 from tenex_tui.engine.store_base import Scope, dumps
-from tenex_tui.engine.store_replies import EndStatus, event_id, terminal_event_type
+from tenex_tui.engine.store_events import EndStatus, event_id, terminal_event_type
 
 if TYPE_CHECKING:
     from tenex_tui.engine.store import Store

@@ -51,6 +51,9 @@ from tenex_tui.engine.store_search import SearchMixin
 
 __all__ = ["ApiKeyRecord", "IdempotencyRecord", "Scope", "Store"]
 
+COUNT_CAP = 10_000
+"""Rows counted at most for the `total` of a filtered list (beyond it: None)."""
+
 MAX_CONTEXT_CHARS = 100_000
 """Characters of a knowledge document or lead given to the model with one message."""
 
@@ -322,10 +325,7 @@ class Store(RepliesMixin, SearchMixin, KeysMixin, StoreBase):
             params.append(_like_pattern(filters.q))
         total: int | None
         if cursor is None:
-            row = self.conn.execute(
-                f"SELECT count(*) AS n FROM threads WHERE {' AND '.join(where)}", params
-            ).fetchone()
-            total = int(row["n"])
+            total = self._count_threads(scope, filters, where, params)
         else:
             position = self.signer.decode(
                 cursor, "threads", scope.pair, filters.as_dict()
@@ -366,6 +366,37 @@ class Store(RepliesMixin, SearchMixin, KeysMixin, StoreBase):
             next_cursor=next_cursor,
             total=total,
         )
+
+    def _count_threads(
+        self,
+        scope: Scope,
+        filters: ThreadFilters,
+        where: list[str],
+        params: list[Any],
+    ) -> int | None:
+        if filters.agent is None and filters.q is None:
+            # Kept by triggers (m008): one indexed read, whatever the thread count.
+            flags = ["workspace_id = ?", "user_id = ?"]
+            values: list[object] = [*scope.pair]
+            if filters.archived is not None:
+                flags.append("archived = ?")
+                values.append(int(filters.archived))
+            if filters.pinned is not None:
+                flags.append("pinned = ?")
+                values.append(int(filters.pinned))
+            row = self.conn.execute(
+                f"SELECT coalesce(sum(n), 0) AS n FROM thread_counts "
+                f"WHERE {' AND '.join(flags)}",
+                values,
+            ).fetchone()
+            return int(row["n"])
+        # Filtered by agent or title: count, but not past the cap (best-effort total).
+        row = self.conn.execute(
+            f"SELECT count(*) AS n FROM (SELECT 1 FROM threads "
+            f"WHERE {' AND '.join(where)} LIMIT {COUNT_CAP + 1})",
+            params,
+        ).fetchone()
+        return int(row["n"]) if row["n"] <= COUNT_CAP else None
 
     # -- messages ------------------------------------------------------------------
 

@@ -279,7 +279,7 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     # ricktaylor/hardy#599). Switching to WAL needs a moment of exclusive access, and
     # SQLite may answer BUSY without calling the busy handler when several processes
     # open a fresh file at once, so retry for up to the busy timeout.
-    deadline = threading.Event()
+    pause = threading.Event()  # never set: a plain wait on the DB thread
     attempts = max(1, busy_timeout_ms // 20)
     for attempt in range(attempts):
         try:
@@ -289,7 +289,7 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
                 raise
             if attempt == attempts - 1:
                 raise
-            deadline.wait(0.02)
+            pause.wait(0.02)
             continue
         if str(mode).lower() != "wal":
             raise StorageError(f"could not switch the database to WAL (got {mode!r})")
@@ -511,10 +511,6 @@ class DbThread:
         """
         future = self._executor.submit(self._call, partial(fn, *args, **kwargs))
         return await asyncio.wrap_future(future)
-
-    def run_sync(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(*args)` on the DB thread and block until it returns (shutdown only)."""
-        return self._executor.submit(self._call, partial(fn, *args, **kwargs)).result()
 
     def shutdown(self) -> None:
         """Close the connection on its own thread, then stop the thread."""

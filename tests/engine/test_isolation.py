@@ -271,7 +271,7 @@ async def test_a_colliding_id_in_another_workspace_never_overwrites(
 
 SCOPED_TABLES = re.compile(
     r"\b(?:FROM|JOIN|INTO|UPDATE)\s+(threads|messages|events|messages_fts|threads_fts"
-    r"|knowledge_chunks_fts|knowledge_chunks|knowledge_docs|leads)\b",
+    r"|knowledge_chunks_fts|knowledge_chunks|knowledge_docs|leads|thread_counts)\b",
     re.IGNORECASE,
 )
 BOUND_WORKSPACE = re.compile(r"\bworkspace_id\s*=\s*'[^']*'", re.IGNORECASE)

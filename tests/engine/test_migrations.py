@@ -41,6 +41,7 @@ EXPECTED_TABLES = {
     "knowledge_chunks",
     "knowledge_chunks_fts",
     "leads",
+    "thread_counts",
 }
 
 
@@ -231,3 +232,29 @@ def test_faults_are_ignored_outside_tests(
     monkeypatch.setenv("TENEX_FAULTS", "migration:1:after_stmt:1")
     connection = open_connection(tmp_path / "t.db")
     connection.close()
+
+
+def test_an_older_database_upgrades_and_backfills_thread_counts(tmp_path: Path) -> None:
+    """The upgrade path: a database at m007 holding threads gains m008's counters."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    MIGRATIONS.apply(db, stop_before="m008_create_thread_counts")
+    conn.execute("INSERT INTO workspaces VALUES ('ws', '', 'now')")
+    conn.execute("INSERT INTO users VALUES ('ws', 'u', '', 'now')")
+    for i, (archived, pinned) in enumerate([(0, 0), (0, 0), (0, 1), (1, 0)]):
+        conn.execute(
+            "INSERT INTO threads (workspace_id, id, user_id, archived, pinned, "
+            "created_at, updated_at, sort_at) VALUES ('ws', ?, 'u', ?, ?, 'n', 'n', 'n')",
+            (f"thr_{i}", archived, pinned),
+        )
+    conn.close()
+    connection = open_connection(path)
+    try:
+        assert applied_migrations(connection.db) == NAMES
+        counts = connection.conn.execute(
+            "SELECT archived, pinned, n FROM thread_counts ORDER BY archived, pinned"
+        ).fetchall()
+    finally:
+        connection.close()
+    assert [tuple(r) for r in counts] == [(0, 0, 2), (0, 1, 1), (1, 0, 1)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tenex_tui.engine.clock import SystemClock
 from tenex_tui.engine.engine import LocalEngine
-from tenex_tui.engine.store_replies import INTERRUPTED_ERROR
+from tenex_tui.engine.store_events import INTERRUPTED_ERROR
 from tenex_tui.engine.writer_lock import WriterLock, writer_alive
 from tests.engine.conftest import collect, within
 from tests.support.scripted_llm import ScriptedLLM

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tenex_tui.core.errors import NotFound
-from tenex_tui.engine import engine as engine_module
+from tenex_tui.engine import engine_replies as engine_module
 from tenex_tui.engine.clock import SystemClock
 from tenex_tui.engine.engine import LocalEngine
 from tests.engine.conftest import collect, text_of, within

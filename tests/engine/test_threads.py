@@ -7,7 +7,7 @@ import pytest
 from tenex_tui.core.errors import InvalidCursor, InvalidRequest, NotFound
 from tenex_tui.core.models import ThreadContext
 from tenex_tui.engine.engine import LocalEngine
-from tests.engine.conftest import collect
+from tests.engine.conftest import collect, within
 from tests.support.scripted_llm import ScriptedLLM
 
 
@@ -116,6 +116,22 @@ async def test_delete_removes_thread_messages_and_events(
     rows = await engine._core.db.run(engine._core.store.workspace_rows, engine.scope)
     assert rows == {"threads": [], "messages": [], "events": []}
     assert (await engine.search("gone")).items == []
+
+
+async def test_deleting_a_thread_stops_its_streaming_reply_first(
+    engine: LocalEngine, llm: ScriptedLLM
+) -> None:
+    thread = await engine.create_thread(title="busy")
+    reply = llm.enqueue("half", "never", hold_at=(1,))
+    stream = engine.send_message(thread.id, "go")
+    started = await within(anext(stream))
+    await within(reply.held(1).wait())
+    await within(engine.delete_thread(thread.id))
+    assert reply.closed
+    rest = await collect(stream)
+    assert rest[-1].type == "message.stopped"
+    with pytest.raises(NotFound):
+        await engine.get_message(thread.id, started.message_id)
 
 
 async def test_unread_after_a_reply_until_marked_read(
@@ -296,3 +312,23 @@ async def test_cursors_survive_a_restart(
         assert len(rest.items) == 1
     finally:
         await reopened.aclose()
+
+
+async def test_totals_follow_pins_archives_and_deletes(engine: LocalEngine) -> None:
+    threads = [await engine.create_thread(title=f"t{i}") for i in range(5)]
+    await engine.update_thread(threads[0].id, pinned=True)
+    await engine.update_thread(threads[1].id, archived=True)
+    await engine.update_thread(threads[2].id, archived=True, pinned=True)
+    await engine.update_thread(threads[2].id, pinned=False)
+    await engine.delete_thread(threads[3].id)
+
+    async def total(**filters: object) -> int | None:
+        return (await engine.list_threads(**filters)).total  # type: ignore[arg-type]
+
+    assert await total() == 2
+    assert await total(archived=True) == 2
+    assert await total(archived=None) == 4
+    assert await total(pinned=True, archived=None) == 1
+    assert await total(pinned=False, archived=None) == 3
+    assert await total(q="t", archived=None) == 4
+    assert await total(agent="assistant") == 0

@@ -3,7 +3,6 @@ lock held past the busy timeout (T5)."""
 
 from __future__ import annotations
 
-import os
 import select
 import sqlite3
 import subprocess
@@ -306,4 +305,3 @@ async def test_checkpoints_blocked_by_a_lock_are_kept_and_flushed_later(
         assert [e.id for e in replay] == [started.id, *[e.id for e in events]]
     finally:
         await engine.aclose()
-    assert os.path.exists(db)

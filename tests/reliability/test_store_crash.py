@@ -152,11 +152,12 @@ def test_kill_nine_loop_loses_nothing_committed(tmp_path: Path) -> None:
     _check_invariants(db, committed, finals)
 
 
+@pytest.mark.parametrize(("held_at", "partial"), [(0, ""), (2, "partial text ")])
 async def test_a_killed_writers_reply_is_interrupted_once_and_never_rerun(
-    tmp_path: Path,
+    tmp_path: Path, held_at: int, partial: str
 ) -> None:
     db = tmp_path / "held.db"
-    worker = Worker(db, 0, "--hold")
+    worker = Worker(db, 0, "--hold", str(held_at))
     worker.read_until(time.monotonic() + 30, want=1)
     assert worker.lines and worker.lines[0].startswith("committed"), worker.lines
     _, user_id, reply_id, thread_id = worker.lines[0].split()
@@ -168,7 +169,7 @@ async def test_a_killed_writers_reply_is_interrupted_once_and_never_rerun(
         user = await engine.get_message(thread_id, user_id)
         reply = await engine.get_message(thread_id, reply_id)
         assert (user.role, user.content) == ("user", "question")
-        assert (reply.status, reply.content) == ("interrupted", "partial text ")
+        assert (reply.status, reply.content) == ("interrupted", partial)
         first = await engine._core.db.run(
             engine._core.store.workspace_rows, engine.scope
         )

@@ -3,6 +3,7 @@ streams (T9), and a long reader pinning the WAL (T11)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -27,6 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _wal_bytes(db: Path) -> int:
+    wal = Path(f"{db}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
 
 
 async def _populated(db: Path, threads: int = 3) -> None:
@@ -114,12 +124,12 @@ asyncio.run(main())
 """
 
 
-async def test_chmod_read_only_file_and_folder_open_read_only(tmp_path: Path) -> None:
+def test_chmod_read_only_file_and_folder_open_read_only() -> None:
     """`chmod 0444` on the file and `0555` on its folder (T7), as an ordinary user."""
     folder = Path(tempfile.mkdtemp(prefix="tenex-t7-", dir="/tmp"))
     try:
         db = folder / "data" / "t.db"
-        await _populated(db, threads=2)
+        asyncio.run(_populated(db, threads=2))
         command = [sys.executable, "-c", CHILD_READ_ONLY, str(db)]
         if os.geteuid() == 0:
             # Root ignores file modes: run the engine as `nobody`.
@@ -195,7 +205,7 @@ async def test_a_damaged_file_is_reported_and_never_overwritten(
     assert str(db) in message
     assert "Move it aside" in message
     assert _digest(db) == before
-    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+    assert _wal_bytes(db) == 0
 
 
 WAL_WRITER = """
@@ -210,9 +220,7 @@ os._exit(0)  # no close: the WAL keeps its frames
 """
 
 
-async def test_a_torn_wal_frame_loses_only_the_torn_commit(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    await _populated(db, threads=1)
+def _tear_last_wal_frame(db: Path) -> None:
     subprocess.run(
         [sys.executable, "-c", WAL_WRITER, str(db), "5"], check=True, timeout=60
     )
@@ -221,6 +229,12 @@ async def test_a_torn_wal_frame_loses_only_the_torn_commit(tmp_path: Path) -> No
     assert size > 0
     with wal.open("r+b") as handle:
         handle.truncate(size - 1000)  # cut the last frame in half
+
+
+async def test_a_torn_wal_frame_loses_only_the_torn_commit(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    await _populated(db, threads=1)
+    _tear_last_wal_frame(db)
     engine = await LocalEngine.open(db)
     try:
         assert len((await engine.list_threads()).items) == 1
@@ -283,7 +297,7 @@ async def test_backup_while_a_reply_streams(
         assert row == ("streaming", "x" * 5000)  # committed WAL content is in the copy
     finally:
         conn.close()
-    assert not Path(f"{dest}.partial").exists()
+    assert not _exists(Path(f"{dest}.partial"))
 
 
 # -- T11 long reader --------------------------------------------------------------------
@@ -295,7 +309,6 @@ async def test_a_long_reader_does_not_stop_the_wal_from_shrinking_afterwards(
     db = tmp_path / "t.db"
     llm = ScriptedLLM()
     engine = await LocalEngine.open(db, llm=llm, checkpoint_interval=0.005)
-    wal = Path(f"{db}-wal")
     try:
         thread = await engine.create_thread(title="t")
         reader = sqlite3.connect(db, isolation_level=None)
@@ -304,7 +317,7 @@ async def test_a_long_reader_does_not_stop_the_wal_from_shrinking_afterwards(
         llm.enqueue(*["delta " for _ in range(10_000)])
         events = await within(collect(engine.send_message(thread.id, "go")))
         assert events[-1].status == "complete"
-        grown = wal.stat().st_size
+        grown = _wal_bytes(db)
         reader.execute("COMMIT")
         reader.close()
 
@@ -316,8 +329,7 @@ async def test_a_long_reader_does_not_stop_the_wal_from_shrinking_afterwards(
 
         busy, _log, _done = await engine._core.db.run(truncate)
         assert busy == 0
-        assert wal.stat().st_size < grown
-        assert wal.stat().st_size == 0
+        assert 0 == _wal_bytes(db) < grown
         message = await engine.get_message(thread.id, events[0].message_id)
         assert message.content == "delta " * 10_000
     finally:

@@ -1,6 +1,6 @@
 """A worker that writes through the real engine until it is killed (test-plan H3, T1).
 
-    python -m tests.support.crash_worker DB SEED [--hold]
+    python -m tests.support.crash_worker DB SEED [--hold N]
 
 It sends message after message with scripted replies (seeded sizes, some failing
 mid-way), and reports on stdout, flushed, right after each commit returned:
@@ -8,8 +8,9 @@ mid-way), and reports on stdout, flushed, right after each commit returned:
     committed <user_message_id> <assistant_message_id> <thread_id>
     final <assistant_message_id> <status> <content_length>
 
-With `--hold`, it starts one reply, reports `committed …`, and then waits forever mid-reply
-(the parent kills it there: a reply whose writer died, T13/T14/T25b).
+With `--hold N`, it starts one reply, lets N chunks through, reports `committed …`, and
+then waits forever (the parent kills it there: a reply whose writer died, T13/T14/T25b;
+N = 0 is a send killed before the model said anything).
 
 The parent sends SIGKILL at a seeded moment, reopens the database, and checks that every
 reported commit is there and that no transaction is half visible.
@@ -33,15 +34,15 @@ def _say(*words: object) -> None:
     sys.stdout.flush()
 
 
-async def _hold(path: Path) -> None:
+async def _hold(path: Path, at: int) -> None:
     llm = ScriptedLLM()
     engine = await LocalEngine.open(path, llm=llm, checkpoint_interval=0.005)
     thread = await engine.create_thread(title="held")
-    reply = llm.enqueue("partial ", "text ", "never sent", hold_at=(2,))
+    reply = llm.enqueue("partial ", "text ", "never sent", hold_at=(at,))
     stream = engine.send_message(thread.id, "question")
     started = await anext(stream)
     assert started.user_message is not None
-    await reply.held(2).wait()
+    await reply.held(at).wait()
     # Make sure the partial text is checkpointed before reporting.
     await engine._core.replies[
         (engine.scope.workspace_id, started.message_id)
@@ -82,8 +83,8 @@ def main() -> None:
     """Run the worker (see the module docstring)."""
     path = Path(sys.argv[1])
     seed = int(sys.argv[2])
-    if "--hold" in sys.argv[3:]:
-        asyncio.run(_hold(path))
+    if sys.argv[3:4] == ["--hold"]:
+        asyncio.run(_hold(path, int(sys.argv[4])))
     else:
         asyncio.run(_churn(path, seed))
 

@@ -33,6 +33,10 @@ def _limit(size: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (hard if size is None else size, hard))
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
 async def main(path: Path) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     llm = ScriptedLLM()
@@ -49,7 +53,7 @@ async def main(path: Path) -> None:
         connection.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     await engine._core.db.run(truncate_wal)
-    _limit(path.stat().st_size + 4096)
+    _limit(_size(path) + 4096)
 
     # 1. A message too big for the space left: refused whole, nothing half-written.
     try:
