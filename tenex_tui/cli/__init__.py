@@ -43,6 +43,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "models",
     "export",
     "backup",
+    "serve",
+    "keys",
 )
 """The `cmd_<name>` modules whose `register(subparsers)` adds their commands, in help order."""
 

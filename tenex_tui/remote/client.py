@@ -123,6 +123,16 @@ class RemoteBackend:
         return f"RemoteBackend({str(self._http.base_url)!r})"
 
     @property
+    def online(self) -> bool | None:
+        """The outcome of the last request (None before any), without a new request."""
+        return self._http.online
+
+    @property
+    def insecure(self) -> bool:
+        """True when TLS checks or plain HTTP were allowed: show a persistent warning."""
+        return self._http.insecure
+
+    @property
     def http(self) -> ApiHttp:
         """The HTTP policy layer (for diagnostics and tests)."""
         return self._http

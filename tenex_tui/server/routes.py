@@ -451,6 +451,10 @@ async def stream_events(ctx: RequestContext) -> Response:
     if started.exhausted:
         # Nothing after that id: the standard's way to say "stop reconnecting".
         return Response(status_code=204)
+    if request.method == "HEAD":
+        # A HEAD never reads the stream: detach now rather than leave a follower.
+        await started.aclose()
+        return Response(status_code=200, media_type="text/event-stream")
     return sse_response(
         started,
         ping_interval=ctx.state.config.ping_interval,
