@@ -40,13 +40,21 @@ COMMAND_MODULES: tuple[str, ...] = (
     "threads",
     "send",
     "search",
+    "knowledge",
+    "leads",
+    "agents",
     "models",
     "export",
     "backup",
     "serve",
     "keys",
+    "sync",
+    "mcp",
 )
 """The `cmd_<name>` modules whose `register(subparsers)` adds their commands, in help order."""
+
+LOCAL_ONLY_COMMANDS: frozenset[str] = frozenset({"backup", "keys", "serve"})
+"""Commands that act on this machine's database, so `--remote` makes no sense for them."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the [providers.NAME] table of config.toml ('env' for OPENAI_* variables)",
     )
     parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="work on the remote workspace ($TENEX_API_BASE, else [remote] api_base; "
+        "key in $TENEX_API_KEY) instead of the local engine",
+    )
+    parser.add_argument(
         "--version", action="version", version=f"tenex-tui {__version__}"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -145,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if handler is None:
             return _launch_app(ctx)
+        if args.command in LOCAL_ONLY_COMMANDS:
+            ctx.refuse_remote(args.command)
         return handler(args, ctx)
     except UsageError as exc:
         ctx.error(f"tenex-tui: {_one_line(str(exc))}")
@@ -201,13 +217,16 @@ def _silence_stdout() -> None:
 
 
 def _launch_app(ctx: CliContext) -> int:
-    """Open the terminal app on the local engine."""
+    """Open the terminal app on the local engine (or the remote workspace)."""
     # Imported here: Textual costs most of the start-up time, and no command needs it.
-    from tenex_tui.cli.wiring import backend_factory
+    from tenex_tui.cli.wiring import backend_factory, remote_backend_factory
     from tenex_tui.ui.app import TenexApp
 
-    factory = backend_factory(ctx.paths, ctx.choice)
-    ctx.model_warnings()
+    if ctx.remote:
+        factory = remote_backend_factory(ctx.remote_target)
+    else:
+        factory = backend_factory(ctx.paths, ctx.choice)
+        ctx.model_warnings()
     app = TenexApp(factory, ui=ctx.settings.ui)
     app.run()
     code = app.return_code

@@ -28,18 +28,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def list_models(args: argparse.Namespace, ctx: CliContext) -> int:
     """`models`: one model id per line, the default marked with `*`."""
-    choice = ctx.choice
-    if choice.provider is None:
-        raise ModelNotConfigured(choice.problem or "no model configured")
+    if ctx.remote:
+        # The remote workspace's models: its server decides the default.
+        provider, configured = "remote", None
+    else:
+        choice = ctx.choice
+        if choice.provider is None:
+            raise ModelNotConfigured(choice.problem or "no model configured")
+        provider, configured = choice.provider.name, choice.model
 
     async def body(backend: ChatBackend) -> list[str]:
         return await backend.list_models()
 
     models = ctx.run(body, with_model=True)
-    default = choice.model or (models[0] if models else None)
+    default = configured or (models[0] if models else None)
     if args.json:
         document = {
-            "provider": choice.provider.name,
+            "provider": provider,
             "default": default,
             "items": models,
         }
@@ -49,5 +54,5 @@ def list_models(args: argparse.Namespace, ctx: CliContext) -> int:
         marker = "*" if model == default else " "
         ctx.out(f"{marker} {output.clean_line(model)}")
     if not models:
-        ctx.error(f"tenex-tui: provider {choice.provider.name!r} lists no models")
+        ctx.error(f"tenex-tui: provider {provider!r} lists no models")
     return EXIT_OK

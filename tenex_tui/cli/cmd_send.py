@@ -24,6 +24,7 @@ from tenex_tui.cli.context import (
     UsageError,
 )
 from tenex_tui.core.errors import ModelNotConfigured
+from tenex_tui.core.payloads import AttachmentInput
 
 if TYPE_CHECKING:
     from tenex_tui.core.backend import ChatBackend
@@ -51,6 +52,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--raw", action="store_true", help="keep control characters (unsafe on a tty)"
     )
+    p.add_argument(
+        "--attach",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="attach a file: text, Markdown, code, JSON, CSV, HTML, PDF, DOCX "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "--knowledge",
+        metavar="ID",
+        action="append",
+        default=[],
+        help="attach a knowledge document (repeatable)",
+    )
+    p.add_argument("--lead", metavar="ID", help="attach a lead")
     p.set_defaults(handler=send)
 
 
@@ -81,17 +98,25 @@ class _SendState:
     ends_with_newline: bool = True
     held_cr: bool = False
     tool_status: dict[str, str] = field(default_factory=dict)
+    attachments: list[AttachmentInput] = field(default_factory=list)
 
 
 def send(args: argparse.Namespace, ctx: CliContext) -> int:
     """`send`: stream the reply; exit 0 when complete, 1 on failure, 130 on Ctrl+C."""
     text = read_message(args, ctx)
-    choice = ctx.choice
-    if choice.provider is None:
-        raise ModelNotConfigured(choice.problem or "no model configured")
+    if not ctx.remote:
+        # A remote workspace has its own model; only the local engine needs one here.
+        choice = ctx.choice
+        if choice.provider is None:
+            raise ModelNotConfigured(choice.problem or "no model configured")
     if args.raw and not args.json:
         ctx.error(output.RAW_WARNING)
     state = _SendState(thread_id=args.thread_id)
+    if args.attach:
+        loaded = _load_attachments(args.attach, ctx)
+        if loaded is None:
+            return EXIT_FAILURE
+        state.attachments = loaded
 
     async def body(backend: ChatBackend) -> int:
         return await _stream(backend, args, ctx, text, state)
@@ -154,7 +179,14 @@ async def _consume(
     state: _SendState,
     request_cancel: Callable[[], None],
 ) -> int:
-    async for event in backend.send_message(args.thread_id, text):
+    stream = backend.send_message(
+        args.thread_id,
+        text,
+        attachments=state.attachments,
+        knowledge=args.knowledge,
+        lead=args.lead,
+    )
+    async for event in stream:
         if event.type == "message.started":
             state.message_id = event.message_id
             if state.interrupted:
@@ -169,6 +201,34 @@ async def _consume(
     _finish_line(ctx, state)
     ctx.error("tenex-tui: the reply ended without a final event")
     return EXIT_FAILURE
+
+
+def _load_attachments(
+    paths: list[str], ctx: CliContext
+) -> list[AttachmentInput] | None:
+    """Load `--attach` files under the per-file and per-message budgets.
+
+    Returns:
+        The attachments, or None when any file was refused (each reason is printed).
+    """
+    # Imported here: the loader matters only when something is attached.
+    from tenex_tui.attachments import AttachmentsRefused, load_attachments
+
+    try:
+        loaded = load_attachments(paths)
+    except AttachmentsRefused as exc:
+        problems = exc.problems or (("", exc.message),)
+        for _name, sentence in problems:
+            ctx.error(f"tenex-tui: cannot attach: {output.clean_line(sentence)}")
+        ctx.error("tenex-tui: nothing was sent")
+        return None
+    for item in loaded:
+        for warning in item.warnings:
+            ctx.error(
+                f"tenex-tui: {output.clean_line(item.name)}: "
+                f"{output.clean_line(warning)}"
+            )
+    return list(loaded)
 
 
 def _print_event(

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 from tenex_tui.cli import output
 from tenex_tui.cli.context import EXIT_FAILURE, EXIT_OK, CliContext, positive_int
-from tenex_tui.core.models import MAX_PAGE_LIMIT, Message, Page, Thread
+from tenex_tui.core.models import (
+    MAX_PAGE_LIMIT,
+    Message,
+    Page,
+    Thread,
+    ThreadContext,
+)
 
 if TYPE_CHECKING:
     from tenex_tui.core.backend import ChatBackend
@@ -50,6 +56,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--agent", metavar="SLUG", help="bind the thread to an agent")
     p.add_argument(
         "--model", metavar="M", dest="thread_model", help="the model for this thread"
+    )
+    p.add_argument(
+        "--knowledge",
+        metavar="ID",
+        action="append",
+        default=[],
+        help="give the model this knowledge document in every reply (repeatable)",
+    )
+    p.add_argument(
+        "--lead", metavar="ID", help="give the model this lead in every reply"
     )
     p.add_argument("--json", action="store_true", help="print the thread as JSON")
     p.set_defaults(handler=new_thread)
@@ -122,10 +138,14 @@ def new_thread(args: argparse.Namespace, ctx: CliContext) -> int:
     """`threads new`: print the new thread's id (or the thread as JSON)."""
 
     async def body(backend: ChatBackend) -> Thread:
+        context = None
+        if args.knowledge or args.lead:
+            context = ThreadContext(knowledge=args.knowledge, lead=args.lead)
         return await backend.create_thread(
             title=args.title,
             system_prompt=args.system_prompt,
             agent=args.agent,
+            context=context,
             model=args.thread_model,
         )
 

@@ -14,10 +14,13 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from tenex_tui.config import ModelChoice, Settings, load_settings, resolve_model
+from tenex_tui.core.errors import ConfigError
+from tenex_tui.core.secrets import Secret
 from tenex_tui.paths import Paths, resolve_paths
 
 if TYPE_CHECKING:
@@ -39,6 +42,18 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(Exception):
     """A command was called wrongly in a way argparse cannot see; exit status 2."""
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    """Where `--remote` points: the API base and the workspace key."""
+
+    api_base: str
+    """`TENEX_API_BASE`, else `[remote] api_base` of config.toml."""
+    api_key: Secret
+    """The `tnx_…` key, read from the variable named by `[remote] api_key_env`."""
+    key_env: str
+    """The name of that variable (for messages)."""
 
 
 def positive_int(text: str) -> int:
@@ -94,6 +109,43 @@ class CliContext:
         )
         return choice
 
+    @property
+    def remote(self) -> bool:
+        """True when `--remote` asked for the remote workspace instead of the engine."""
+        return bool(getattr(self.args, "remote", False))
+
+    @cached_property
+    def remote_target(self) -> RemoteTarget:
+        """The remote workspace's API base and key (raises `ConfigError`).
+
+        The base is `TENEX_API_BASE`, else `[remote] api_base`; the key is read from
+        the environment variable `[remote] api_key_env` names (`TENEX_API_KEY`).
+        """
+        remote = self.settings.remote
+        api_base = self.environ.get("TENEX_API_BASE", "").strip() or remote.api_base
+        value = self.environ.get(remote.api_key_env, "").strip()
+        if not value:
+            raise ConfigError(
+                f"--remote needs a workspace key in {remote.api_key_env}: create one "
+                "with `tenex-tui keys create --workspace W --user U` on the serving "
+                "machine (or use your 10ex workspace key), then export "
+                f"{remote.api_key_env}=tnx_…"
+            )
+        return RemoteTarget(
+            api_base=api_base, api_key=Secret(value), key_env=remote.api_key_env
+        )
+
+    def refuse_remote(self, command: str) -> None:
+        """Stop a command that only works on the local engine when `--remote` is set.
+
+        Raises:
+            UsageError: When `--remote` was given.
+        """
+        if self.remote:
+            raise UsageError(
+                f"`{command}` works on the local engine only; run it without --remote"
+            )
+
     def model_warnings(self) -> None:
         """Print the choice's warnings (plain HTTP…) when a model is about to be used.
 
@@ -120,15 +172,31 @@ class CliContext:
     ) -> T:
         """Open the backend, await `body(backend)`, close the backend.
 
+        With `--remote` the backend is the remote workspace (`RemoteBackend`), built
+        inside the event loop that uses it; otherwise the local engine.
+
         Args:
             body: The command's work.
             with_model: Build the model adapter (only `send` and `models` need it; the
-                others skip the openai import entirely).
+                others skip the openai import entirely). Ignored with `--remote`.
 
         Returns:
             What `body` returned.
         """
-        return self.run_engine(body, with_model=with_model)
+        if not self.remote:
+            return self.run_engine(body, with_model=with_model)
+        from tenex_tui.cli.wiring import open_remote
+
+        target = self.remote_target
+
+        async def runner() -> T:
+            backend = open_remote(target)
+            try:
+                return await body(backend)
+            finally:
+                await backend.aclose()
+
+        return asyncio.run(runner())
 
     def run_engine(
         self,
@@ -136,8 +204,14 @@ class CliContext:
         *,
         with_model: bool = False,
     ) -> T:
-        """Like `run`, for the few commands that need the local engine itself (backup)."""
+        """Like `run`, for the few commands that need the local engine itself (backup).
+
+        Raises:
+            UsageError: With `--remote` (backup, keys and serve act on this machine).
+        """
         from tenex_tui.cli.wiring import open_engine
+
+        self.refuse_remote(str(getattr(self.args, "command", None) or "this command"))
 
         choice = self.choice
         paths = self.paths

@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING
 from tenex_tui.config import ModelChoice, ResolvedProvider
 
 if TYPE_CHECKING:
+    from tenex_tui.cli.context import RemoteTarget
     from tenex_tui.core.backend import ChatBackend
     from tenex_tui.engine.clock import Clock
     from tenex_tui.engine.engine import LocalEngine
     from tenex_tui.engine.llm import LLMAdapter
     from tenex_tui.paths import Paths
+    from tenex_tui.remote.client import RemoteBackend
+    from tenex_tui.remote.sync import SyncService
 
 
 def build_adapter(provider: ResolvedProvider, model: str | None) -> LLMAdapter:
@@ -78,6 +81,7 @@ async def open_engine(
         clock=clock,
         locks_dir=paths.locks_dir,
         default_model=choice.model,
+        agents_dir=paths.agents_dir,
     )
 
 
@@ -99,5 +103,88 @@ def backend_factory(
 
     async def factory() -> ChatBackend:
         return await open_backend(paths, choice, with_model=True)
+
+    return factory
+
+
+def open_remote(target: RemoteTarget) -> RemoteBackend:
+    """Build the backend of the remote workspace (`--remote`).
+
+    Call it inside the event loop that will use it: the httpx client's connections
+    belong to that loop.
+
+    Raises:
+        ConfigError: When the API base breaks the transport policy (plain http to a
+            non-loopback host) or the key is not a `tnx_` key.
+    """
+    from tenex_tui.core.errors import ConfigError, InvalidRequest
+    from tenex_tui.remote.client import build_remote_backend
+
+    try:
+        return build_remote_backend(target.api_base, target.api_key)
+    except InvalidRequest as exc:
+        raise ConfigError(
+            f"{exc.message} (API base from TENEX_API_BASE or [remote] api_base; key "
+            f"from {target.key_env})"
+        ) from None
+
+
+def remote_backend_factory(
+    target: RemoteTarget,
+) -> Callable[[], Awaitable[ChatBackend]]:
+    """The app's backend factory for `tenex-tui --remote`.
+
+    The `RemoteBackend` is built inside the factory, so its connection pool belongs to
+    the app's event loop; the app closes it with `aclose()`.
+    """
+
+    async def factory() -> ChatBackend:
+        return open_remote(target)
+
+    return factory
+
+
+async def open_sync(
+    paths: Paths, choice: ModelChoice, target: RemoteTarget
+) -> tuple[LocalEngine, SyncService]:
+    """Open the local engine and the sync service of the remote workspace.
+
+    The caller closes both: `await service.remote.aclose()`, then `engine.aclose()`.
+
+    Raises:
+        ConfigError: When the remote's URL or key breaks the transport policy.
+        StorageError: When the local database cannot be opened.
+    """
+    from tenex_tui.remote.sync import SyncService
+
+    engine = await open_engine(paths, choice, with_model=False)
+    try:
+        remote = open_remote(target)
+    except BaseException:
+        await engine.aclose()
+        raise
+    return engine, SyncService(remote, engine)
+
+
+def mirrored_backend_factory(
+    paths: Paths, choice: ModelChoice, target: RemoteTarget
+) -> Callable[[], Awaitable[ChatBackend]]:
+    """The app's backend factory for `tenex-tui --remote` with a local mirror.
+
+    The backend is the remote workspace while it answers and its local mirror when it
+    does not (`MirroredBackend`); closing it closes the remote client and the engine.
+    `backend.service` is the `SyncService` a background worker can run.
+    """
+
+    async def factory() -> ChatBackend:
+        from tenex_tui.remote.mirror import MirroredBackend
+
+        engine, service = await open_sync(paths, choice, target)
+        try:
+            return await MirroredBackend.open(service, on_close=engine.aclose)
+        except BaseException:
+            await service.remote.aclose()
+            await engine.aclose()
+            raise
 
     return factory

@@ -10,6 +10,10 @@ Every method raises only `tenex_tui.core.errors.TenexError` subclasses on purpos
 or message of another workspace or user is `NotFound`, exactly as for an id that does not
 exist.
 
+Brand knowledge and leads belong to the workspace, not to one user: every user of a
+workspace sees (and may change) the same documents and leads, and no other workspace
+sees them; an id of another workspace is `NotFound`.
+
 Streams: `send_message`, `regenerate` and `stream_events` return async iterators of
 `StreamEvent`. Leaving the iteration early *detaches* the caller; it does not stop the
 reply (the engine keeps generating, as the hosted API does when a client drops). To stop
@@ -18,13 +22,16 @@ a reply, call `cancel_message`; the stream then ends with `message.stopped`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from tenex_tui.core.events import StreamEvent
 from tenex_tui.core.models import (
     Agent,
     BackendInfo,
+    KnowledgeDoc,
+    KnowledgeHit,
+    Lead,
     Message,
     Page,
     SearchHit,
@@ -327,6 +334,148 @@ class ChatBackend(Protocol):
 
     async def list_agents(self) -> list[Agent]:
         """Return the agents a thread can be bound to, built-in ones first."""
+        ...
+
+    # -- brand knowledge (an extension: the seed's "knowledge documents") ----------
+
+    async def list_knowledge(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        q: str | None = None,
+    ) -> Page[KnowledgeDoc]:
+        """List the workspace's knowledge documents, newest first (`GET /knowledge`).
+
+        Args:
+            limit: Page size; default 50, capped at 200.
+            cursor: The `next_cursor` of the previous page, with the same filters.
+            q: Only documents whose title contains this text (case-insensitive).
+
+        Returns:
+            Documents without their text.
+
+        Raises:
+            InvalidRequest: When `limit` is below 1.
+            InvalidCursor: When the cursor is not one of this list's.
+        """
+        ...
+
+    async def get_knowledge(
+        self, doc_id: str, *, with_text: bool = False
+    ) -> KnowledgeDoc:
+        """Return one knowledge document (`GET /knowledge/{id}`).
+
+        Args:
+            doc_id: The document (`doc_…`).
+            with_text: Include the full text.
+
+        Raises:
+            NotFound: When it is not in the caller's workspace.
+        """
+        ...
+
+    async def add_knowledge(
+        self,
+        title: str,
+        text: str,
+        *,
+        media_type: str = "text/plain",
+        source: str | None = None,
+    ) -> KnowledgeDoc:
+        """Store a document, split into chunks and indexed (`POST /knowledge`).
+
+        Adding text that the workspace already has (same SHA-256) returns the existing
+        document instead of a copy.
+
+        Args:
+            title: A title (at most 200 characters, some visible text).
+            text: The document's text (at most 1,000,000 characters).
+            media_type: The type it was extracted from (`text/markdown`, …).
+            source: Where it came from, for display only.
+
+        Returns:
+            The document (without its text).
+
+        Raises:
+            InvalidRequest: When the title or text is empty or too long.
+            StorageError: When the store cannot be written.
+        """
+        ...
+
+    async def remove_knowledge(self, doc_id: str) -> None:
+        """Delete a document and its chunks (`DELETE /knowledge/{id}`).
+
+        Threads that name it in their context simply stop receiving it.
+
+        Raises:
+            NotFound: When it is not in the caller's workspace.
+        """
+        ...
+
+    async def search_knowledge(
+        self, q: str, limit: int | None = None
+    ) -> list[KnowledgeHit]:
+        """The chunks that best match `q`, best first (`GET /knowledge/search`).
+
+        The query is taken as words to find (any of them), never as query syntax.
+
+        Args:
+            q: The words.
+            limit: Hits wanted; default 8, at most 50.
+
+        Raises:
+            InvalidRequest: When the query has no words or `limit` is below 1.
+        """
+        ...
+
+    # -- leads (an extension: the seed's "lead context") ----------------------------
+
+    async def import_leads(self, records: Sequence[Mapping[str, Any]]) -> list[Lead]:
+        """Import lead records (`POST /leads`).
+
+        Each record is one lead's fields, kept verbatim; its name is guessed from a
+        name, company or email field. A record identical to one already imported is
+        not stored twice: the existing lead is returned in its place.
+
+        Args:
+            records: At most 10,000 JSON objects of scalar (or small nested) values.
+
+        Returns:
+            One lead per record, in order.
+
+        Raises:
+            InvalidRequest: When a record is not an object, is empty, or breaks a
+                size cap (the message names the record).
+        """
+        ...
+
+    async def list_leads(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        q: str | None = None,
+    ) -> Page[Lead]:
+        """List the workspace's leads, newest first (`GET /leads`).
+
+        Args:
+            limit: Page size; default 50, capped at 200.
+            cursor: The `next_cursor` of the previous page, with the same filters.
+            q: Only leads whose name contains this text (case-insensitive).
+
+        Raises:
+            InvalidRequest: When `limit` is below 1.
+            InvalidCursor: When the cursor is not one of this list's.
+        """
+        ...
+
+    async def get_lead(self, lead_id: str) -> Lead:
+        """Return one lead with its fields (`GET /leads/{id}`).
+
+        Raises:
+            NotFound: When it is not in the caller's workspace.
+        """
         ...
 
     async def aclose(self) -> None:

@@ -209,6 +209,12 @@ class KnowledgeDoc(ApiModel):
     source: str | None = None
     """Where it was added from (a path), for display only."""
     created_at: Timestamp
+    sha256: str | None = None
+    """Digest of the document's text (UTF-8); adding the same text again returns this
+    document instead of a copy."""
+    text: str | None = None
+    """The full text, only when asked for (`get_knowledge(..., with_text=True)`); None
+    in lists."""
 
 
 class KnowledgeHit(ApiModel):

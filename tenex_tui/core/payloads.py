@@ -6,7 +6,7 @@ HTTP server and the remote client cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,10 @@ MAX_MESSAGE_CHARS = 200_000
 """Longest user message accepted (the attachment budget is separate)."""
 MAX_SYSTEM_PROMPT_CHARS = 50_000
 """Longest system prompt accepted."""
+MAX_KNOWLEDGE_CHARS = 1_000_000
+"""Longest brand-knowledge document accepted (about a 400-page book)."""
+MAX_LEADS_PER_IMPORT = 10_000
+"""Records accepted in one lead import."""
 
 
 class BodyModel(BaseModel):
@@ -82,3 +86,20 @@ class RegenerateBody(BodyModel):
 
     mode: Literal["regenerate", "continue"] = "regenerate"
     client_request_id: str | None = Field(default=None, max_length=255)
+
+
+class AddKnowledgeBody(BodyModel):
+    """`POST /knowledge` (an extension): add a brand-knowledge document."""
+
+    title: str = Field(max_length=MAX_TITLE_CHARS)
+    text: str = Field(max_length=MAX_KNOWLEDGE_CHARS)
+    """The document's text (already extracted from its file by the loader)."""
+    media_type: str = Field(default="text/plain", max_length=100)
+    source: str | None = Field(default=None, max_length=1000)
+    """Where it came from (a path), shown to people only."""
+
+
+class ImportLeadsBody(BodyModel):
+    """`POST /leads` (an extension): import lead records (one object per lead)."""
+
+    records: list[dict[str, Any]] = Field(max_length=MAX_LEADS_PER_IMPORT)

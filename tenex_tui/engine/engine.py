@@ -35,12 +35,15 @@ from tenex_tui.core.models import (
     Thread,
     ThreadContext,
 )
+from tenex_tui.engine.agents import AgentRegistry
 from tenex_tui.engine.clock import Clock, SystemClock
-from tenex_tui.engine.engine_core import NO_MODEL, EngineCore, default_agents
+from tenex_tui.engine.engine_core import NO_MODEL, EngineCore
 from tenex_tui.engine.engine_replies import ReplyOperations
 from tenex_tui.engine.llm import LLMAdapter
+from tenex_tui.engine.mirror_port import SyncOperations
 from tenex_tui.engine.store import ApiKeyRecord, IdempotencyRecord, Scope, Store
 from tenex_tui.engine.store_db import DbThread, backup_database, open_connection
+from tenex_tui.engine.tools import ToolRegistry, builtin_tools
 from tenex_tui.engine.writer_lock import WriterLock
 
 logger = logging.getLogger("tenex_tui.engine")
@@ -49,7 +52,7 @@ MODEL_LOOKUP_SECONDS = 5.0
 """How long `info()` waits for the provider's model list when no model is named."""
 
 
-class LocalEngine(ReplyOperations):
+class LocalEngine(SyncOperations, ReplyOperations):
     """The local chat engine: every `ChatBackend` operation, on SQLite."""
 
     @classmethod
@@ -68,6 +71,8 @@ class LocalEngine(ReplyOperations):
         default_model: str | None = None,
         read_only: bool = False,
         poll_interval: float = 0.1,
+        agents_dir: Path | None = None,
+        tools: ToolRegistry | None = None,
     ) -> LocalEngine:
         """Open (creating and migrating) the database and start the engine.
 
@@ -90,6 +95,10 @@ class LocalEngine(ReplyOperations):
             read_only: Open with `mode=ro`: reading only, `info().read_only` is True.
             poll_interval: Seconds between reads when following a reply that another
                 process streams.
+            agents_dir: The user's agent files (`Paths.agents_dir`); None for the
+                built-in agents only. Malformed files are skipped and listed in
+                `agent_problems`.
+            tools: The tools replies may run (default: `builtin_tools()`).
 
         Returns:
             The engine for the default scope.
@@ -101,6 +110,13 @@ class LocalEngine(ReplyOperations):
             StorageError: The path is unsafe (symlink, hard links, network filesystem).
         """
         path = Path(path)
+        tool_registry = tools if tools is not None else builtin_tools()
+        # Reading the agent files is blocking I/O: off the event loop.
+        agents = await asyncio.to_thread(
+            AgentRegistry.load, agents_dir, known_tools=tool_registry.names
+        )
+        for problem in agents.problems:
+            logger.warning("agent file skipped: %s", problem.message)
         locks = locks_dir if locks_dir is not None else path.parent / "locks"
         the_clock = clock if clock is not None else SystemClock()
         db = DbThread(path)
@@ -142,6 +158,8 @@ class LocalEngine(ReplyOperations):
             poll_interval=poll_interval,
             read_only=connection.read_only,
             default_model=default_model,
+            agents=agents,
+            tools=tool_registry,
         )
         return cls(core, scope, owner=True)
 
@@ -282,8 +300,13 @@ class LocalEngine(ReplyOperations):
         return await self._core.llm.list_models()
 
     async def list_agents(self) -> list[Agent]:
-        """The agents a thread can be bound to."""
-        return default_agents()
+        """The agents a thread can be bound to: built-ins first, then the user's."""
+        return self._core.agents.list()
+
+    @property
+    def agent_problems(self) -> list[str]:
+        """Why user agent files were skipped (one sentence each, naming the file)."""
+        return [problem.message for problem in self._core.agents.problems]
 
     # -- threads ---------------------------------------------------------------------
 
@@ -297,9 +320,7 @@ class LocalEngine(ReplyOperations):
         model: str | None = None,
     ) -> Thread:
         """Create a thread (see `ChatBackend.create_thread`)."""
-        if agent is not None and agent not in {
-            a.slug for a in await self.list_agents()
-        }:
+        if agent is not None and agent not in self._core.agents:
             raise InvalidRequest(f"There is no agent {agent!r}.")
         return await self._run(
             self._core.store.create_thread,

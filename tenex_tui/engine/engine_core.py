@@ -1,7 +1,7 @@
 """What every view of one engine shares, and the base class of those views.
 
-`EngineCore` holds the DB thread, the store, the model adapter, the writer lock and the
-live replies of one engine instance; `EngineView` is one workspace-and-user scope over
+`EngineCore` holds the DB thread, the store, the model adapter, the writer lock, the
+agent and tool registries and the live replies of one engine instance; `EngineView` is one workspace-and-user scope over
 it (`LocalEngine` is the concrete view).
 """
 
@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from tenex_tui.core.errors import ModelNotConfigured, StorageError
-from tenex_tui.core.models import Agent, Message, Thread
+from tenex_tui.core.models import Message, Thread
+from tenex_tui.engine.agents import AgentRegistry
 from tenex_tui.engine.clock import Clock
 from tenex_tui.engine.llm import LLMAdapter
 from tenex_tui.engine.replies import LiveReply
 from tenex_tui.engine.store import Scope, Store
 from tenex_tui.engine.store_db import DbThread
+from tenex_tui.engine.tools import ToolRegistry, builtin_tools
 from tenex_tui.engine.writer_lock import WriterLock
 
 T = TypeVar("T")
@@ -37,18 +39,6 @@ def _forget(task: asyncio.Task[T]) -> None:
         task.exception()
 
 
-def default_agents() -> list[Agent]:
-    """The agents a thread can be bound to (the agents issue replaces this)."""
-    return [
-        Agent(
-            slug="assistant",
-            name="Assistant",
-            level="associate",
-            description="The open assistant: no fixed role, no tools.",
-        )
-    ]
-
-
 @dataclass
 class EngineCore:
     """What every scoped view of one engine shares."""
@@ -63,6 +53,10 @@ class EngineCore:
     poll_interval: float
     read_only: bool
     default_model: str | None
+    agents: AgentRegistry = field(default_factory=lambda: AgentRegistry.load(None))
+    """Built-in agents plus the user's (`LocalEngine.open(agents_dir=...)`)."""
+    tools: ToolRegistry = field(default_factory=builtin_tools)
+    """The tools replies may run (the agent's list says which)."""
     replies: dict[tuple[str, str], LiveReply] = field(default_factory=dict)
     tasks: set[asyncio.Task[object]] = field(default_factory=set)
     start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

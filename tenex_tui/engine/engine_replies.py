@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from tenex_tui.core.errors import (
@@ -20,13 +21,21 @@ from tenex_tui.core.errors import (
     StorageError,
 )
 from tenex_tui.core.events import StreamEvent
-from tenex_tui.core.models import Attachment, Message
+from tenex_tui.core.models import Agent, Attachment, Message, Thread
 from tenex_tui.core.payloads import AttachmentInput
-from tenex_tui.engine.engine_core import NO_MODEL, EngineView
-from tenex_tui.engine.prompt import AttachmentText, build_turns
+from tenex_tui.engine.engine_core import NO_MODEL
+from tenex_tui.engine.engine_knowledge import KnowledgeOperations
+from tenex_tui.engine.prompt import (
+    AttachmentText,
+    build_turns,
+    compose_system,
+    render_thread_context,
+)
 from tenex_tui.engine.replies import LiveReply
 from tenex_tui.engine.store_events import parse_event_id
 from tenex_tui.engine.store_replies import ReplyStart, validate_content
+from tenex_tui.engine.tool_loop import ToolSession
+from tenex_tui.engine.tools import GET_LEAD, SEARCH_KNOWLEDGE
 from tenex_tui.engine.writer_lock import writer_alive
 
 logger = logging.getLogger("tenex_tui.engine")
@@ -35,9 +44,24 @@ LIVENESS_CHECK_SECONDS = 1.0
 """How often a follower of another process's reply checks that process is alive."""
 CANCEL_WAIT_SECONDS = 5.0
 """How long a cancel waits for another process to stop its reply."""
+OPEN_ASSISTANT_TOOLS: frozenset[str] = frozenset({SEARCH_KNOWLEDGE, GET_LEAD})
+"""What a thread bound to no agent may call: the seed says assistants have the same
+brand knowledge and connectors as agents."""
 
 
-class ReplyOperations(EngineView):
+@dataclass(frozen=True)
+class ReplyPlan:
+    """What a thread's agent and context add to each of its replies."""
+
+    model: str
+    agent_prompt: str | None
+    """The agent's system prompt, which goes before the thread's own."""
+    context: str | None
+    """The thread's knowledge documents and lead, rendered as data."""
+    tools: ToolSession
+
+
+class ReplyOperations(KnowledgeOperations):
     """Sending, regenerating, following and stopping replies."""
 
     async def delete_thread(self, thread_id: str) -> None:
@@ -80,6 +104,45 @@ class ReplyOperations(EngineView):
             )
         return records, texts
 
+    def _agent(self, thread: Thread) -> Agent | None:
+        if thread.agent is None:
+            return None
+        registry = self._core.agents
+        if thread.agent not in registry:
+            # The user removed the agent's file: the thread goes on as the open
+            # assistant rather than failing every send.
+            logger.warning(
+                "thread %s is bound to the missing agent %r", thread.id, thread.agent
+            )
+            return None
+        return registry.get(thread.agent)
+
+    async def _plan(self, thread: Thread) -> ReplyPlan:
+        """The model, prompts and tools of a reply in this thread.
+
+        Raises:
+            ModelNotConfigured: When there is no model.
+            ModelUnavailable: When the provider must be asked and cannot be reached.
+        """
+        core = self._core
+        agent = self._agent(thread)
+        model = await core.model(thread.model or (agent.model if agent else None))
+        context = None
+        if thread.context.knowledge or thread.context.lead:
+            items = await self._run(
+                core.store.thread_context, self._scope, thread.context
+            )
+            context = render_thread_context(items)
+        allowed = frozenset(agent.tools) if agent is not None else OPEN_ASSISTANT_TOOLS
+        return ReplyPlan(
+            model=model,
+            agent_prompt=agent.system_prompt if agent is not None else None,
+            context=context,
+            tools=ToolSession(
+                registry=core.tools, allowed=allowed, context=self, clock=core.clock
+            ),
+        )
+
     async def send_message(
         self,
         thread_id: str,
@@ -97,7 +160,8 @@ class ReplyOperations(EngineView):
         """
         validate_content(content, bool(attachments or knowledge or lead))
         thread = await self.get_thread(thread_id)
-        model = await self._core.model(thread.model)
+        plan = await self._plan(thread)
+        model = plan.model
         records, texts = self._attachments(attachments)
         if knowledge or lead is not None:
             for record, text in await self._run(
@@ -119,7 +183,7 @@ class ReplyOperations(EngineView):
                 model=model,
             )
 
-        async for event in self._start_and_follow(start, model):
+        async for event in self._start_and_follow(start, plan):
             yield event
 
     async def regenerate(
@@ -136,7 +200,8 @@ class ReplyOperations(EngineView):
         if mode not in ("regenerate", "continue"):
             raise InvalidRequest("mode is 'regenerate' or 'continue'.")
         thread = await self.get_thread(thread_id)
-        model = await self._core.model(thread.model)
+        plan = await self._plan(thread)
+        model = plan.model
         store = self._core.store
 
         def start(writer_id: str) -> ReplyStart:
@@ -149,18 +214,18 @@ class ReplyOperations(EngineView):
                 model=model,
             )
 
-        async for event in self._start_and_follow(start, model):
+        async for event in self._start_and_follow(start, plan):
             yield event
 
     async def _start_and_follow(
-        self, start: Callable[[str], ReplyStart], model: str
+        self, start: Callable[[str], ReplyStart], plan: ReplyPlan
     ) -> AsyncIterator[StreamEvent]:
         core = self._core
         if core.closed:
             raise StorageError("The engine is closed.")
         # The start runs as an engine task, shielded: a caller cancelled mid-start
         # still leaves a started reply running, never a `streaming` row nobody owns.
-        outcome = await asyncio.shield(core.spawn(self._start(start, model)))
+        outcome = await asyncio.shield(core.spawn(self._start(start, plan)))
         result, live = outcome
         if live is None:
             async for event in self.stream_events(result.thread_id, result.message.id):
@@ -170,7 +235,7 @@ class ReplyOperations(EngineView):
             yield event
 
     async def _start(
-        self, start: Callable[[str], ReplyStart], model: str
+        self, start: Callable[[str], ReplyStart], plan: ReplyPlan
     ) -> tuple[ReplyStart, LiveReply | None]:
         core = self._core
         llm = core.llm
@@ -190,11 +255,16 @@ class ReplyOperations(EngineView):
                 writer_id=core.lock.instance_id,
                 checkpoint_interval=core.checkpoint_interval,
                 initial_bytes=len(result.message.content.encode("utf-8")),
+                # A continued reply keeps the envelopes it already has.
+                initial_calls=result.message.tool_calls,
             )
             key = (self._scope.workspace_id, result.message.id)
             core.replies[key] = live
-            turns = build_turns(result.system_prompt, result.history)
-            live.start(llm, turns, model)
+            system = compose_system(
+                plan.agent_prompt, result.system_prompt, plan.context
+            )
+            turns = build_turns(system, result.history)
+            live.start(llm, turns, plan.model, plan.tools)
             assert live.task is not None
             live.task.add_done_callback(lambda _task: core.replies.pop(key, None))
             return result, live

@@ -419,6 +419,142 @@ _migration(
 )
 
 
+# m009: what the knowledge and lead features need beyond m007. Lists page newest first
+# by `num` within a workspace, which the `(workspace_id, id)` unique indexes cannot
+# serve; adding the same document or lead twice returns the first one, found by a hash
+# of its text or record (`record_hash` is NULL on rows from before this migration, so
+# the unique index is partial).
+_migration(
+    "m009_index_knowledge_and_leads",
+    [
+        "CREATE INDEX knowledge_docs_by_workspace ON knowledge_docs(workspace_id)",
+        "CREATE INDEX knowledge_docs_by_sha256 ON knowledge_docs(workspace_id, sha256)",
+        "CREATE INDEX leads_by_workspace ON leads(workspace_id)",
+        "ALTER TABLE leads ADD COLUMN record_hash TEXT",
+        """CREATE UNIQUE INDEX leads_by_record_hash ON leads(workspace_id, record_hash)
+            WHERE record_hash IS NOT NULL""",
+    ],
+)
+
+
+# m010: offline sync with a remote workspace, both sides of it.
+#
+# Serving side: every thread and message carries `change_seq`, taken from one counter in
+# the same write transaction as the change (triggers), and deletions leave a tombstone
+# numbered from the same counter. Writers are serialised (`BEGIN IMMEDIATE`), so the
+# numbers follow commit order and a reader never sees number n+1 without n: a client
+# that remembers the last number it saw misses nothing and needs no clock (a timestamp
+# cursor can tie, or go backwards with the wall clock, and lose a change). Rows from
+# before this migration have 0 and are ordered by `num`. Message deletions cascaded from
+# a thread deletion leave no tombstone of their own (the thread's covers them).
+#
+# Client side: `sync_state` remembers, per mirrored remote workspace, the feed positions
+# and the last outcome; `outbox` holds what the user did offline on remote threads, in
+# order, each with the `Idempotency-Key` it will be replayed with, so a replay after a
+# crash or a lost answer is recognised by the server instead of applied twice.
+_migration(
+    "m010_create_sync_tracking_and_outbox",
+    [
+        """CREATE TABLE change_counter (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL
+        )""",
+        "INSERT INTO change_counter (id, seq) VALUES (1, 0)",
+        "ALTER TABLE threads ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE messages ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0",
+        """CREATE INDEX threads_by_change
+            ON threads(workspace_id, user_id, change_seq, num)""",
+        """CREATE INDEX messages_by_change
+            ON messages(workspace_id, user_id, change_seq, num)""",
+        """CREATE TABLE tombstones (
+            seq INTEGER PRIMARY KEY,
+            workspace_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('thread', 'message')),
+            id TEXT NOT NULL,
+            thread_id TEXT NOT NULL,
+            deleted_at TEXT NOT NULL
+        )""",
+        """CREATE INDEX tombstones_by_scope
+            ON tombstones(workspace_id, user_id, kind, seq)""",
+        """CREATE TRIGGER threads_change_insert AFTER INSERT ON threads BEGIN
+            UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+            UPDATE threads SET change_seq = (SELECT seq FROM change_counter WHERE id = 1)
+                WHERE num = new.num;
+        END""",
+        """CREATE TRIGGER threads_change_update AFTER UPDATE ON threads
+            WHEN new.change_seq IS old.change_seq BEGIN
+            UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+            UPDATE threads SET change_seq = (SELECT seq FROM change_counter WHERE id = 1)
+                WHERE num = new.num;
+        END""",
+        """CREATE TRIGGER threads_change_delete AFTER DELETE ON threads BEGIN
+            UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+            INSERT INTO tombstones
+                (seq, workspace_id, user_id, kind, id, thread_id, deleted_at)
+            VALUES ((SELECT seq FROM change_counter WHERE id = 1), old.workspace_id,
+                old.user_id, 'thread', old.id, old.id,
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+        END""",
+        """CREATE TRIGGER messages_change_insert AFTER INSERT ON messages BEGIN
+            UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+            UPDATE messages SET change_seq = (SELECT seq FROM change_counter WHERE id = 1)
+                WHERE num = new.num;
+        END""",
+        """CREATE TRIGGER messages_change_update AFTER UPDATE ON messages
+            WHEN new.change_seq IS old.change_seq BEGIN
+            UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+            UPDATE messages SET change_seq = (SELECT seq FROM change_counter WHERE id = 1)
+                WHERE num = new.num;
+        END""",
+        """CREATE TRIGGER messages_change_delete AFTER DELETE ON messages
+            WHEN EXISTS (SELECT 1 FROM threads
+                WHERE workspace_id = old.workspace_id AND id = old.thread_id) BEGIN
+            UPDATE change_counter SET seq = seq + 1 WHERE id = 1;
+            INSERT INTO tombstones
+                (seq, workspace_id, user_id, kind, id, thread_id, deleted_at)
+            VALUES ((SELECT seq FROM change_counter WHERE id = 1), old.workspace_id,
+                old.user_id, 'message', old.id, old.thread_id,
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+        END""",
+        """CREATE TABLE sync_state (
+            workspace_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            remote_base TEXT NOT NULL,
+            remote_workspace_id TEXT NOT NULL,
+            remote_user_id TEXT NOT NULL,
+            threads_cursor TEXT,
+            messages_cursor TEXT,
+            last_sync_at TEXT,
+            last_attempt_at TEXT,
+            last_error TEXT,
+            PRIMARY KEY (workspace_id, user_id)
+        )""",
+        """CREATE TABLE outbox (
+            num INTEGER PRIMARY KEY,
+            workspace_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('create', 'send', 'update', 'delete')),
+            thread_id TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '{}',
+            idempotency_key TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'done', 'superseded', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            last_error TEXT,
+            result TEXT,
+            created_at TEXT NOT NULL,
+            done_at TEXT,
+            UNIQUE (workspace_id, id)
+        )""",
+        "CREATE INDEX outbox_by_status ON outbox(workspace_id, user_id, status, num)",
+    ],
+)
+
+
 def pending_migrations(db: sqlite_utils.Database) -> list[str]:
     """Names of the migrations not yet applied (a read-only query)."""
     return [m.name for m in MIGRATIONS.pending(db)]

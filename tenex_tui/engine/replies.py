@@ -15,6 +15,9 @@ One `LiveReply` per streaming assistant message in this process:
   `message.completed` can read the finished message.
 - Followers (`follow`) read the list from any position and wait for more; leaving the
   iteration detaches a follower and never stops the reply. `cancel` stops it.
+- When the model finishes a round by asking for tools, the reply runs them
+  (`tool_loop`), records every envelope change as a `message.tool_call` event, and
+  streams the model again with the results; all rounds write into this one message.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from tenex_tui.core.errors import ModelError, StorageError
@@ -37,9 +41,20 @@ from tenex_tui.engine.llm import (
     StreamBroken,
     TextDelta,
     ToolCallProgress,
+    ToolSpec,
 )
 from tenex_tui.engine.store_base import Scope, dumps
 from tenex_tui.engine.store_events import EndStatus, event_id, terminal_event_type
+from tenex_tui.engine.tool_loop import (
+    ToolSession,
+    add_usage,
+    continuation,
+    refuse,
+    round_cap_error,
+    round_cap_note,
+    run_round,
+    unfinished_error,
+)
 
 if TYPE_CHECKING:
     from tenex_tui.engine.store import Store
@@ -58,6 +73,20 @@ STOP_WAIT_SECONDS = 10.0
 """How long a cancel waits for the reply's final commit."""
 ENDED_EARLY = "The model's reply ended before it finished (no finish reason)."
 TOOL_CUT = "The tool call was cut off before it finished; it was not run."
+TOOL_STOPPED = "The reply stopped while the tool was running."
+TOOL_NOT_RUN = "The reply ended before the tool could run."
+
+
+@dataclass(frozen=True)
+class _Round:
+    """How one streaming round of the model ended."""
+
+    text: str
+    """The text the round added."""
+    finished: Finished | None
+    """The model's end, or None when the stream ended without one."""
+    cut: bool = False
+    """The reply reached its size cap during the round."""
 
 
 class LiveReply:
@@ -73,6 +102,7 @@ class LiveReply:
         writer_id: str,
         checkpoint_interval: float,
         initial_bytes: int = 0,
+        initial_calls: Sequence[ToolCall] = (),
     ) -> None:
         self.db = db
         self.store = store
@@ -97,8 +127,17 @@ class LiveReply:
         self._dirty = asyncio.Event()
         self._urgent = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._calls: dict[int, ToolCall] = {}
+        # Envelopes by key: the model's per-round call index plus the round's base, so
+        # every round's call 0 gets its own key. A continued reply keeps its calls.
+        self._calls: dict[int, ToolCall] = dict(enumerate(initial_calls))
+        self._keys: dict[str, int] = {c.id: k for k, c in self._calls.items()}
+        self._round_base = len(self._calls)
         self._calls_dirty = False
+        self._tools: ToolSession | None = None
+        self._text_tail = ""
+        self._rounds_streamed = 0
+        self._usage: Usage | None = None
+        self._answered = False
         self._orphaned = False
         self._closing = False
         self._finishing = False
@@ -154,8 +193,23 @@ class LiveReply:
 
     # -- the producer ----------------------------------------------------------------
 
-    def start(self, llm: LLMAdapter, turns: Sequence[ChatTurn], model: str) -> None:
-        """Start the producer and the flusher as engine-owned tasks."""
+    def start(
+        self,
+        llm: LLMAdapter,
+        turns: Sequence[ChatTurn],
+        model: str,
+        tools: ToolSession | None = None,
+    ) -> None:
+        """Start the producer and the flusher as engine-owned tasks.
+
+        Args:
+            llm: The model.
+            turns: The prompt.
+            model: The model id.
+            tools: The tools the reply may run (None: tools are neither offered nor
+                run, and calls stay `requested`).
+        """
+        self._tools = tools
         self.task = asyncio.get_running_loop().create_task(
             self._run(llm, turns, model), name=f"reply-{self.message_id}"
         )
@@ -182,6 +236,7 @@ class LiveReply:
             cut = True
         self._bytes += size
         if text:
+            self._text_tail = (self._text_tail + text)[-2:]
             self._pending_text.append(text)
             self._pending_chars += len(text)
             self._emit(self._event("message.delta", delta=text))
@@ -189,28 +244,56 @@ class LiveReply:
                 self._urgent.set()
         return cut
 
+    def _separator(self) -> str:
+        # A later round's text starts a new paragraph after the earlier rounds' text.
+        if not self._text_tail or self._text_tail.endswith("\n\n"):
+            return ""
+        return "\n" if self._text_tail.endswith("\n") else "\n\n"
+
+    # -- tool-call envelopes ---------------------------------------------------------
+
+    def _call_id(self, key: int, wanted: str) -> str:
+        # Ids are fixed at first sight, and unique in the message: servers that number
+        # calls per round send "call_0" in every round, and the UI, the stored
+        # envelopes and the tool turns all need one id per call.
+        candidate = wanted or f"call_{key}"
+        suffix = 0
+        while candidate in self._keys and self._keys[candidate] != key:
+            suffix += 1
+            candidate = f"{wanted or 'call'}_{key}_{suffix}"
+        self._keys[candidate] = key
+        return candidate
+
+    def _set_call(self, call: ToolCall) -> None:
+        self._calls[self._keys[call.id]] = call
+        self._calls_dirty = True
+        self._emit(self._event("message.tool_call", tool_call=call))
+
     def _tool_progress(self, item: ToolCallProgress) -> None:
-        if item.index in self._calls:
-            current = self._calls[item.index]
-            self._calls[item.index] = current.model_copy(
+        key = self._round_base + item.index
+        known = self._calls.get(key)
+        if known is not None:
+            self._calls[key] = known.model_copy(
                 update={"raw_arguments": item.arguments_so_far}
             )
             self._calls_dirty = True
             return
-        call = ToolCall(
-            id=item.id or f"call_{item.index}",
-            name=item.name,
-            status="requested",
-            raw_arguments=item.arguments_so_far,
+        self._set_call(
+            ToolCall(
+                id=self._call_id(key, item.id),
+                name=item.name,
+                status="requested",
+                raw_arguments=item.arguments_so_far,
+            )
         )
-        self._calls[item.index] = call
-        self._calls_dirty = True
-        self._emit(self._event("message.tool_call", tool_call=call))
 
-    def _tool_finished(self, calls: Sequence[AssembledToolCall]) -> None:
+    def _tool_finished(self, calls: Sequence[AssembledToolCall]) -> list[ToolCall]:
+        """Record the round's finished calls; returns their envelopes in order."""
+        finished: list[ToolCall] = []
         for item in calls:
-            known = self._calls.get(item.index)
-            call_id = item.id or (known.id if known else f"call_{item.index}")
+            key = self._round_base + item.index
+            known = self._calls.get(key)
+            call_id = known.id if known is not None else self._call_id(key, item.id)
             if item.arguments is not None:
                 call = ToolCall(id=call_id, name=item.name, arguments=item.arguments)
             else:
@@ -221,23 +304,97 @@ class LiveReply:
                     error=item.parse_error
                     or "The tool call's arguments are not a JSON object.",
                     raw_arguments=item.arguments_json,
+                    completed_at=self._tools.clock.now() if self._tools else None,
                 )
-            self._calls[item.index] = call
-            self._calls_dirty = True
-            self._emit(self._event("message.tool_call", tool_call=call))
+            self._set_call(call)
+            finished.append(call)
+        self._round_base = max(self._calls, default=-1) + 1
+        return finished
 
-    def _tools_cut_off(self) -> None:
-        # Calls that never got their finish reason are incomplete: never runnable.
-        for index, call in list(self._calls.items()):
-            if (
-                call.status == "requested"
-                and call.arguments == {}
-                and call.raw_arguments is not None
-            ):
-                failed = call.model_copy(update={"status": "failed", "error": TOOL_CUT})
-                self._calls[index] = failed
-                self._calls_dirty = True
-                self._emit(self._event("message.tool_call", tool_call=failed))
+    def _close_open_calls(self) -> None:
+        # The reply ended without finishing: no call is left runnable. A call whose
+        # arguments never got their finish reason is incomplete (T20).
+        for call in list(self._calls.values()):
+            if call.status in ("completed", "failed"):
+                continue
+            if call.status == "running":
+                error = TOOL_STOPPED
+            elif call.arguments == {} and call.raw_arguments is not None:
+                error = TOOL_CUT
+            else:
+                error = TOOL_NOT_RUN
+            update: dict[str, object] = {"status": "failed", "error": error}
+            if self._tools is not None:
+                update["completed_at"] = self._tools.clock.now()
+            self._set_call(call.model_copy(update=update))
+
+    # -- the producer ----------------------------------------------------------------
+
+    async def _stream_round(
+        self,
+        llm: LLMAdapter,
+        turns: Sequence[ChatTurn],
+        model: str,
+        specs: Sequence[ToolSpec],
+    ) -> _Round:
+        parts: list[str] = []
+        separator = self._separator() if self._rounds_streamed else ""
+        self._rounds_streamed += 1
+        stream = llm.stream(turns, model=model, tools=specs)
+        try:
+            async for item in stream:
+                if isinstance(item, TextDelta):
+                    if not item.text:
+                        continue
+                    text = item.text if parts else separator + item.text
+                    parts.append(item.text)
+                    if self._add_text(text):
+                        return _Round("".join(parts), None, cut=True)
+                elif isinstance(item, ToolCallProgress):
+                    self._tool_progress(item)
+                elif isinstance(item, Finished):
+                    self._usage = add_usage(self._usage, item.usage)
+                    # A round without calls ends the reply: a cancel that lands
+                    # while the stream closes no longer changes its outcome.
+                    self._answered = not item.tool_calls
+                    return _Round("".join(parts), item)
+        finally:
+            # Closing the adapter's iterator closes the HTTP stream, so the server
+            # stops generating (a cut reply, a cancel, or an error alike).
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer()
+        return _Round("".join(parts), None)
+
+    async def _rounds(
+        self, llm: LLMAdapter, turns: Sequence[ChatTurn], model: str
+    ) -> tuple[EndStatus, str | None]:
+        """Stream the model, running tools between rounds (see `tool_loop`)."""
+        tools = self._tools
+        conversation = list(turns)
+        specs = tools.specs if tools is not None else ()
+        rounds = 0
+        while True:
+            result = await self._stream_round(llm, conversation, model, specs)
+            if result.cut:
+                return "error", CUT_MESSAGE
+            if result.finished is None:
+                raise StreamBroken(ENDED_EARLY)
+            calls = self._tool_finished(result.finished.tool_calls)
+            if tools is None or not calls:
+                return "complete", None
+            if result.finished.finish_reason != "tool_calls":
+                reason = unfinished_error(result.finished.finish_reason)
+                refuse(tools, calls, reason, self._set_call)
+                return "complete", None
+            if rounds >= tools.max_rounds:
+                refuse(tools, calls, round_cap_error(tools.max_rounds), self._set_call)
+                self._add_text(self._separator() + round_cap_note(tools.max_rounds))
+                return "complete", None
+            done = await run_round(tools, calls, self._set_call)
+            conversation += continuation(result.text, done)
+            rounds += 1
 
     async def _run(
         self, llm: LLMAdapter, turns: Sequence[ChatTurn], model: str
@@ -245,37 +402,13 @@ class LiveReply:
         flusher = asyncio.get_running_loop().create_task(self._flusher())
         status: EndStatus = "complete"
         error: str | None = None
-        usage: Usage | None = None
-        finished = False
         try:
-            stream = llm.stream(turns, model=model)
-            try:
-                async for item in stream:
-                    if isinstance(item, TextDelta):
-                        if item.text and self._add_text(item.text):
-                            status, error = "error", CUT_MESSAGE
-                            break
-                    elif isinstance(item, ToolCallProgress):
-                        self._tool_progress(item)
-                    elif isinstance(item, Finished):
-                        usage = item.usage
-                        self._tool_finished(item.tool_calls)
-                        finished = True
-                        break
-            finally:
-                # Closing the adapter's iterator closes the HTTP stream, so the server
-                # stops generating (a cut reply, a cancel, or an error alike).
-                closer = getattr(stream, "aclose", None)
-                if closer is not None:
-                    with contextlib.suppress(Exception):
-                        await closer()
-            if not finished and status == "complete":
-                raise StreamBroken(ENDED_EARLY)
+            status, error = await self._rounds(llm, turns, model)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            if not finished:
+            if not self._answered:
                 status, error = "stopped", None
         except StreamBroken as exc:
             status, error = "interrupted", redact(str(exc))
@@ -293,8 +426,8 @@ class LiveReply:
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
         if status != "complete":
-            self._tools_cut_off()
-        await self._finish(status, error, usage)
+            self._close_open_calls()
+        await self._finish(status, error, self._usage)
 
     # -- persistence -----------------------------------------------------------------
 

@@ -16,14 +16,11 @@ Writes go through `StoreConnection.write()` (`BEGIN IMMEDIATE`).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from tenex_tui.core.errors import InvalidCursor, InvalidRequest
 from tenex_tui.core.models import (
-    Attachment,
     Message,
     Page,
     Thread,
@@ -31,7 +28,6 @@ from tenex_tui.core.models import (
     clamp_limit,
 )
 from tenex_tui.core.payloads import MAX_SYSTEM_PROMPT_CHARS
-from tenex_tui.engine.prompt import AttachmentText
 from tenex_tui.engine.store_base import (
     MESSAGE_COLUMNS,
     THREAD_COLUMNS,
@@ -46,6 +42,7 @@ from tenex_tui.engine.store_keys import (
     IdempotencyRecord,
     KeysMixin,
 )
+from tenex_tui.engine.store_knowledge import KnowledgeMixin
 from tenex_tui.engine.store_replies import RepliesMixin
 from tenex_tui.engine.store_search import SearchMixin
 
@@ -53,9 +50,6 @@ __all__ = ["ApiKeyRecord", "IdempotencyRecord", "Scope", "Store"]
 
 COUNT_CAP = 10_000
 """Rows counted at most for the `total` of a filtered list (beyond it: None)."""
-
-MAX_CONTEXT_CHARS = 100_000
-"""Characters of a knowledge document or lead given to the model with one message."""
 
 
 def _like_pattern(text: str) -> str:
@@ -91,7 +85,7 @@ class ThreadFilters:
         }
 
 
-class Store(RepliesMixin, SearchMixin, KeysMixin, StoreBase):
+class Store(KnowledgeMixin, RepliesMixin, SearchMixin, KeysMixin, StoreBase):
     """Every query of the local engine, scoped by workspace and user."""
 
     # -- scope ---------------------------------------------------------------------
@@ -456,82 +450,6 @@ class Store(RepliesMixin, SearchMixin, KeysMixin, StoreBase):
             NotFound: When it is not in scope or not in that thread.
         """
         return message_from_row(self.message_row(scope, thread_id, message_id))
-
-    def resolve_context(
-        self, scope: Scope, knowledge: Sequence[str], lead: str | None
-    ) -> list[tuple[Attachment, AttachmentText]]:
-        """Knowledge documents and a lead attached to a message, with their text.
-
-        Raises:
-            InvalidRequest: When one of them is not in the workspace.
-        """
-        found: list[tuple[Attachment, AttachmentText]] = []
-        for doc_id in knowledge:
-            doc = self.conn.execute(
-                "SELECT id, title, media_type, size, sha256 FROM knowledge_docs "
-                "WHERE workspace_id = ? AND id = ?",
-                (scope.workspace_id, doc_id),
-            ).fetchone()
-            if doc is None:
-                raise InvalidRequest(
-                    f"No knowledge document {doc_id!r} in this workspace."
-                )
-            chunks = self.conn.execute(
-                "SELECT text FROM knowledge_chunks WHERE workspace_id = ? AND doc_id = ? "
-                "ORDER BY chunk",
-                (scope.workspace_id, doc_id),
-            ).fetchall()
-            text = "\n".join(c["text"] for c in chunks)
-            truncated = len(text) > MAX_CONTEXT_CHARS
-            found.append(
-                (
-                    Attachment(
-                        id=self.clock.new_id("att"),
-                        kind="knowledge",
-                        name=doc["title"],
-                        media_type=doc["media_type"],
-                        size=doc["size"],
-                        sha256=doc["sha256"],
-                        truncated=truncated,
-                        ref_id=doc_id,
-                    ),
-                    AttachmentText(
-                        name=doc["title"],
-                        text=text[:MAX_CONTEXT_CHARS],
-                        kind="knowledge",
-                        media_type=doc["media_type"],
-                        truncated=truncated,
-                    ),
-                )
-            )
-        if lead is not None:
-            row = self.conn.execute(
-                "SELECT id, name, fields FROM leads WHERE workspace_id = ? AND id = ?",
-                (scope.workspace_id, lead),
-            ).fetchone()
-            if row is None:
-                raise InvalidRequest(f"No lead {lead!r} in this workspace.")
-            text = json.dumps(json.loads(row["fields"]), indent=2, ensure_ascii=False)
-            found.append(
-                (
-                    Attachment(
-                        id=self.clock.new_id("att"),
-                        kind="lead",
-                        name=row["name"],
-                        media_type="application/json",
-                        size=len(text.encode()),
-                        ref_id=lead,
-                    ),
-                    AttachmentText(
-                        name=row["name"],
-                        text=text[:MAX_CONTEXT_CHARS],
-                        kind="lead",
-                        media_type="application/json",
-                        truncated=len(text) > MAX_CONTEXT_CHARS,
-                    ),
-                )
-            )
-        return found
 
     def workspace_rows(self, scope: Scope) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of the scope's workspace, table by table (tests compare them)."""

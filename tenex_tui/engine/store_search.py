@@ -1,4 +1,5 @@
-"""Full-text search (FTS5) over message content, thread titles and knowledge chunks.
+"""Full-text search (FTS5) over message content and thread titles (knowledge chunks:
+`store_knowledge.py`).
 
 User input is never FTS5 query syntax: every whitespace-separated word becomes a quoted
 phrase (inner quotes doubled), so `fox" AND` or `NEAR(` search for those words instead
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tenex_tui.core.errors import InvalidCursor, InvalidRequest
-from tenex_tui.core.models import KnowledgeHit, Page, SearchHit, clamp_limit
+from tenex_tui.core.models import Page, SearchHit, clamp_limit
 from tenex_tui.engine.store_base import Scope, StoreBase
 
 TOTAL_CAP = 10_000
@@ -119,27 +120,3 @@ class SearchMixin(StoreBase):
             for r in rows
         ]
         return Page[SearchHit](items=hits, next_cursor=next_cursor, total=total)
-
-    def search_knowledge(
-        self, scope: Scope, q: str, *, limit: int = 8
-    ) -> list[KnowledgeHit]:
-        """Best-matching knowledge chunks of the workspace (for the knowledge tools).
-
-        Raises:
-            InvalidRequest: When the query has no words.
-        """
-        rows = self.conn.execute(
-            """SELECT c.doc_id, d.title, c.chunk, c.text
-            FROM knowledge_chunks_fts
-            JOIN knowledge_chunks c ON c.num = knowledge_chunks_fts.rowid
-            JOIN knowledge_docs d ON d.workspace_id = c.workspace_id AND d.id = c.doc_id
-            WHERE knowledge_chunks_fts MATCH ? AND c.workspace_id = ?
-            ORDER BY bm25(knowledge_chunks_fts) LIMIT ?""",
-            (fts_query(q), scope.workspace_id, max(1, min(limit, 50))),
-        ).fetchall()
-        return [
-            KnowledgeHit(
-                doc_id=r["doc_id"], title=r["title"], chunk=r["chunk"], text=r["text"]
-            )
-            for r in rows
-        ]

@@ -52,6 +52,7 @@ from tenex_tui.remote.http import (
     Sleep,
     new_idempotency_key,
 )
+from tenex_tui.remote.knowledge import KnowledgeClient
 from tenex_tui.remote.sse import ReplyStream, ResumePolicy
 
 DEFAULT_API_BASE = "https://api.10ex.ai"
@@ -62,7 +63,7 @@ B = TypeVar("B", bound=pydantic.BaseModel)
 _SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 
 
-class RemoteBackend:
+class RemoteBackend(KnowledgeClient):
     """A remote 10ex workspace (or `tenex-tui serve`) as a `ChatBackend`.
 
     Args:

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenex_tui.core.errors import TenexError, Unauthorized
 from tenex_tui.server.auth import Authenticator
+from tenex_tui.server.mcp_mount import MCP_METHODS, MCP_PATH, LazyMcpEndpoint
 from tenex_tui.server.openapi import build_openapi
 from tenex_tui.server.parsing import refuse_key_in_query
 from tenex_tui.server.routes import (
@@ -150,6 +151,9 @@ def create_app(
         for spec in ROUTES
     ]
     routes.append(Route(OPENAPI_PATH, openapi, methods=["GET"]))
+    # MCP over streamable HTTP, with the same keys (server/mcp.py).
+    mcp = LazyMcpEndpoint(provider, authenticator)
+    routes.append(Route(MCP_PATH, mcp, methods=MCP_METHODS))
     app = Starlette(
         routes=routes,
         exception_handlers={404: _not_found, 405: _not_found},

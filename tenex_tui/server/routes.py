@@ -29,6 +29,7 @@ from tenex_tui.core.payloads import (
     SendMessageBody,
     UpdateThreadBody,
 )
+from tenex_tui.core.sync import MessageChanges, ThreadChanges
 from tenex_tui.server.auth import Authenticator, AuthScope
 from tenex_tui.server.idempotency import (
     IdempotencyGate,
@@ -48,6 +49,8 @@ from tenex_tui.server.parsing import (
     query_text,
     read_body,
 )
+from tenex_tui.server.routes_knowledge import knowledge_routes
+from tenex_tui.server.routes_sync import SYNC_LIMIT_HELP, sync_messages, sync_threads
 from tenex_tui.server.streaming import (
     Started,
     collect,
@@ -564,6 +567,17 @@ ROUTES: tuple[RouteSpec, ...] = (
               list_models, response=Page[str]),
     RouteSpec("GET", "/agents", "list_agents", "The agents a thread can be bound to",
               list_agents, response=Page[Agent]),
+    # Incremental sync (server/routes_sync.py): changes in commit order since a cursor.
+    RouteSpec("GET", "/sync/threads", "sync_threads",
+              "Threads changed or deleted since a cursor (incremental sync)",
+              sync_threads, response=ThreadChanges,
+              query=(QueryParam("limit", "integer", SYNC_LIMIT_HELP), _CURSOR)),
+    RouteSpec("GET", "/sync/messages", "sync_messages",
+              "Messages changed or deleted since a cursor (incremental sync)",
+              sync_messages, response=MessageChanges,
+              query=(QueryParam("limit", "integer", SYNC_LIMIT_HELP), _CURSOR)),
+    *knowledge_routes(),
 )
 # fmt: on
-"""Every route of the API (DESIGN.md §3 plus the `core/backend.py` extensions)."""
+"""Every route of the API (DESIGN.md §3 plus the `core/backend.py` extensions, and the
+knowledge and lead routes of `routes_knowledge.py`)."""

@@ -18,6 +18,7 @@ import contextlib
 import io
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import ClassVar
 
 from rich.console import Console
@@ -49,7 +50,8 @@ BackendFactory = Callable[[], Awaitable[ChatBackend]]
 class TenexApp(App[None]):
     """Threads on the left, the open thread on the right, the composer below."""
 
-    CSS_PATH = "styles/app.tcss"
+    # Absolute, so subclasses defined elsewhere (tests, scripts) find it too.
+    CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"
     TITLE = "tenex"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -343,6 +345,10 @@ class TenexApp(App[None]):
         finally:
             await self.close_backend()
             self.exit()
+
+    async def on_unmount(self) -> None:
+        # However the app ends (quit, crash, a test's exit), an owned backend closes.
+        await self.close_backend()
 
     async def close_backend(self) -> None:
         """Close the backend if this app owns it (once)."""

@@ -72,7 +72,7 @@ def relative_time(then: datetime | None, now: datetime, *, short: bool = False) 
         if short:
             return f"{days}d"
         return "yesterday" if days == 1 else f"{days} d ago"
-    if local.year == _aware(now).year:
+    if days < 300:
         return f"{_MONTHS[local.month - 1]} {local.day}"
     return (
         f"{_MONTHS[local.month - 1]} {local.year}"

@@ -60,12 +60,14 @@ def help_sections(
     seen: set[str] = set()
     for title, bindings in areas:
         rows: list[KeyRow] = []
+        actions: set[str] = set()
         for binding in bindings:
-            if binding.id is None or (
-                binding.id in seen and title != "Threads (sidebar)"
-            ):
+            # One row per binding id, and per action within an area (the sidebar's
+            # Enter is both the list's and the thread list's).
+            if binding.id is None or binding.id in seen or binding.action in actions:
                 continue
             seen.add(binding.id)
+            actions.add(binding.action)
             keys = keymap.get(binding.id, binding.key)
             shown = " ".join(display(key.strip()) for key in keys.split(","))
             description = binding.tooltip or binding.description or binding.action

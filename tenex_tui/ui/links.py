@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from markdown_it import MarkdownIt
-
 _BARE_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s<>()\[\]]+")
 
 
@@ -15,6 +13,8 @@ def extract_links(markdown: str, *, limit: int = 50) -> list[tuple[str, str]]:
     Every scheme is returned: the caller decides what may open (`core.text.link_target`)
     and says "blocked link" for the rest, so a user can still see where a link pointed.
     """
+    from markdown_it import MarkdownIt  # only when the user asks for the links
+
     found: list[tuple[str, str]] = []
     seen: set[str] = set()
     tokens = MarkdownIt("commonmark").parse(markdown)

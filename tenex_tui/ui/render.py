@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.markdown import Heading, Markdown, MarkdownElement
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -28,19 +28,29 @@ from textual.color import Color, ColorParseError
 from tenex_tui.core.models import ToolCall
 from tenex_tui.core.text import sanitize, sanitize_line
 
-
-class _LeftHeading(Heading):
-    # Centred headings read as document titles; in a chat bubble every heading sits left.
-    LEVEL_ALIGN: ClassVar[dict[str, Any]] = dict.fromkeys(
-        ("h1", "h2", "h3", "h4", "h5", "h6"), "left"
-    )
+if TYPE_CHECKING:
+    from rich.markdown import Markdown, MarkdownElement
 
 
-class _ChatMarkdown(Markdown):
-    elements: ClassVar[dict[str, type[MarkdownElement]]] = {
-        **Markdown.elements,
-        "heading_open": _LeftHeading,
-    }
+@cache
+def _chat_markdown() -> type[Markdown]:
+    # Imported on first use: rich.markdown (and Pygments behind it) costs ~60 ms, which
+    # does not belong on the start-up path before the first frame.
+    from rich.markdown import Heading, Markdown
+
+    class LeftHeading(Heading):
+        # Centred headings read as document titles; in a chat every heading sits left.
+        LEVEL_ALIGN: ClassVar[dict[str, Any]] = dict.fromkeys(
+            ("h1", "h2", "h3", "h4", "h5", "h6"), "left"
+        )
+
+    class ChatMarkdown(Markdown):
+        elements: ClassVar[dict[str, type[MarkdownElement]]] = {
+            **Markdown.elements,
+            "heading_open": LeftHeading,
+        }
+
+    return ChatMarkdown
 
 
 def markdown_theme(palette: Mapping[str, str]) -> Theme:
@@ -137,7 +147,7 @@ class SafeMarkdown:
         yield from cached
 
     def _render(self, console: Console, options: ConsoleOptions) -> list[Segment]:
-        markdown = _ChatMarkdown(
+        markdown = _chat_markdown()(
             self.text,
             code_theme=self._code_theme,
             hyperlinks=True,
@@ -195,8 +205,8 @@ def tool_call_text(
 ) -> Text:
     """One tool-call envelope as a collapsible block.
 
-    Collapsed: `▸ ⚒ name(args…) ✓ done`. Expanded: the arguments and the result (or the
-    error) below, indented.
+    Collapsed, one line: `▸ ✓ name  done  {"query": …}`. Expanded: the arguments and
+    the result (or the error) below, indented.
 
     Args:
         call: The envelope.
@@ -209,28 +219,31 @@ def tool_call_text(
         "failed": styles.get("error"),
         "running": styles.get("running"),
     }.get(call.status, styles.get("muted"))
-    text = Text(no_wrap=False)
-    text.append("▾ " if expanded else "▸ ", styles.get("muted"))
-    text.append("tool ", styles.get("muted"))
-    text.append(sanitize_line(call.name, max_chars=60), styles.get("tool"))
+    head = Text(no_wrap=True, overflow="ellipsis")
+    head.append("▾ " if expanded else "▸ ", styles.get("muted"))
+    head.append(glyph + " ", status_style)
+    head.append(sanitize_line(call.name, max_chars=60), styles.get("tool"))
+    head.append(f"  {label}", status_style)
     if not expanded:
-        args = sanitize_line(_compact_args(call), max_chars=48)
-        text.append(f"({args})", styles.get("muted"))
-    text.append(f"  {glyph} {label}", status_style)
-    if expanded:
-        text.append("\n  arguments\n", styles.get("muted"))
-        args_text = (
-            call.raw_arguments
-            if call.raw_arguments is not None and not call.arguments
-            else call.arguments
-        )
-        text.append(_indent(format_json(args_text)))
-        if call.status == "failed" and call.error:
-            text.append("\n  error\n", styles.get("error"))
-            text.append(_indent(sanitize(call.error)))
-        elif call.result is not None:
-            text.append("\n  result\n", styles.get("muted"))
-            text.append(_indent(format_json(call.result)))
+        args = sanitize_line(_compact_args(call), max_chars=120)
+        if args:
+            head.append("  " + args, styles.get("muted"))
+        return head
+    text = Text()
+    text.append_text(head)
+    text.append("\n  arguments\n", styles.get("muted"))
+    args_text = (
+        call.raw_arguments
+        if call.raw_arguments is not None and not call.arguments
+        else call.arguments
+    )
+    text.append(_indent(format_json(args_text)))
+    if call.status == "failed" and call.error:
+        text.append("\n  error\n", styles.get("error"))
+        text.append(_indent(sanitize(call.error)))
+    elif call.result is not None:
+        text.append("\n  result\n", styles.get("muted"))
+        text.append(_indent(format_json(call.result)))
     return text
 
 

@@ -348,7 +348,11 @@ async def test_mark_read(env: Env) -> None:
 
 async def test_models_and_agents(env: Env) -> None:
     assert await env.a1.list_models() == ["step-model", "step-model-large"]
-    assert [a.slug for a in await env.a1.list_agents()] == ["assistant"]
+    agents = await env.a1.list_agents()
+    assert agents[0].slug == "assistant"
+    triage = next(a for a in agents if a.slug == "lead-triage")
+    assert triage.system_prompt.startswith("You help me triage inbound leads")
+    assert triage.tools == ["search_knowledge", "get_lead"]
 
 
 @pytest.mark.parametrize("other", ["a2", "b1"])

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from tenex_tui.server.api import OPENAPI_PATH, create_app
 from tenex_tui.server.auth import Authenticator, AuthScope
+from tenex_tui.server.mcp_mount import MCP_PATH
 from tenex_tui.server.openapi import build_openapi
 from tenex_tui.server.routes import API_PREFIX, ROUTES, ServedBackend
 
@@ -49,7 +50,7 @@ def test_the_app_serves_exactly_the_route_table() -> None:
     served = set()
     for route in app.routes:
         assert isinstance(route, Route)
-        if route.path == OPENAPI_PATH:
+        if route.path in (OPENAPI_PATH, MCP_PATH):
             continue
         for method in route.methods or ():
             if method != "HEAD":

@@ -32,7 +32,8 @@ from tenex_tui.ui.screens.modals import (
 from tenex_tui.ui.screens.search import SearchModal
 from tenex_tui.ui.widgets.message_view import KeyLabel
 from tenex_tui.ui.widgets.panels import SidebarTitle
-from tenex_tui.ui.widgets.thread_list import PageSource, ThreadList, ThreadRow
+from tenex_tui.ui.widgets.thread_list import PageSource, ThreadList
+from tenex_tui.ui.widgets.thread_rows import ThreadRow
 
 UNDO_SECONDS = 5.0
 """How long a deleted thread can be brought back."""
@@ -80,6 +81,8 @@ class ChatScreen(ConversationScreen):
         """True when the sidebar lists archived threads."""
         self.filter_query = ""
         """The sidebar's title filter."""
+        self.undo_seconds = UNDO_SECONDS
+        """How long a delete can be undone (tests shorten it)."""
         self._pending: list[PendingDelete] = []
         self._filter_timer: Timer | None = None
         self._agents: list[Agent] | None = None
@@ -125,6 +128,21 @@ class ChatScreen(ConversationScreen):
     @on(ThreadList.Highlighted, "#threads")
     def update_title_count(self) -> None:
         self._show_title()
+
+    @on(ThreadList.PageLoaded, "#threads")
+    def page_loaded(self, event: ThreadList.PageLoaded) -> None:
+        self._show_title()
+        if event.rows == 0 and self.thread is None:
+            if self.archived_view:
+                text = "The archive is empty. Press A to go back to your threads."
+            elif self.filter_query:
+                text = "No thread title matches the filter. Esc clears it."
+            else:
+                text = (
+                    "No threads yet. Write below and press Enter to start one, "
+                    "or press n for a thread with an agent or a system prompt."
+                )
+            self.run_worker(self.pane.show_placeholder(text), group="pane")
 
     @on(ThreadList.LoadFailed, "#threads")
     def threads_failed(self, event: ThreadList.LoadFailed) -> None:
@@ -320,7 +338,10 @@ class ChatScreen(ConversationScreen):
                 body.append("  • " + row.title + "\n")
             if len(rows) > 5:
                 body.append(f"  … and {len(rows) - 5} more\n")
-        body.append(f"\nYou can undo for {UNDO_SECONDS:.0f} seconds (u).", "dim")
+        key = self.key_label("thread.undo")
+        body.append(
+            f"\nYou can undo for {self.undo_seconds:.0f} seconds ({key}).", "dim"
+        )
 
         def confirmed(yes: bool | None) -> None:
             if yes:
@@ -332,10 +353,13 @@ class ChatScreen(ConversationScreen):
     def _hide_for_delete(self, thread_ids: list[str]) -> None:
         removed = self.threads.remove_rows(thread_ids)
         pending = PendingDelete(rows=removed, ids=list(thread_ids))
-        pending.timer = self.set_timer(UNDO_SECONDS, lambda: self._delete_now(pending))
+        pending.timer = self.set_timer(
+            self.undo_seconds, lambda: self._delete_now(pending)
+        )
         self._pending.append(pending)
         if self.thread is not None and self.thread.id in thread_ids:
             self.thread = None
+            self._target_thread_id = None
             self._composer_thread = None
             self.composer.set_text("")
             self.run_worker(self.pane.show_placeholder("Thread deleted."), group="pane")
@@ -348,7 +372,7 @@ class ChatScreen(ConversationScreen):
         key = self.key_label("thread.undo")
         self.notify(
             f"Deleted {noun}. Press {key} to undo.",
-            timeout=UNDO_SECONDS,
+            timeout=self.undo_seconds,
             markup=False,
         )
         self._show_title()

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
@@ -31,23 +31,22 @@ class HelpModal(ModalScreen[None]):
         self, sections: Sequence[HelpSection], *, notes: Sequence[str] = ()
     ) -> None:
         super().__init__(classes="modal")
-        self._sections = sections
+        self.sections = sections
+        """What the screen lists."""
         self._notes = notes
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog-help"):
             yield Label("Keys", classes="dialog-title")
-            with VerticalScroll(id="help-body"):
-                for title, rows in self._sections:
-                    table = Table.grid(padding=(0, 2))
-                    table.add_column(style="bold", no_wrap=True, min_width=14)
-                    table.add_column()
-                    for keys, description in rows:
-                        table.add_row(Text(keys), Text(description))
-                    yield Label(title, classes="help-section")
-                    yield Static(table, classes="help-table")
-                for note in self._notes:
-                    yield Static(Text(note, "dim"), classes="help-note")
+            with Horizontal(id="help-columns"):
+                # The sidebar's keys on the left, everything else on the right.
+                for column in (self.sections[:1], self.sections[1:]):
+                    with VerticalScroll(classes="help-column"):
+                        for title, rows in column:
+                            yield Label(title, classes="help-section")
+                            yield Static(_table(rows), classes="help-table")
+            for note in self._notes:
+                yield Static(Text(note, "dim"), classes="help-note")
             yield Static(
                 Text(
                     "Esc closes · keys can be changed in config.toml [ui.keys]", "dim"
@@ -57,3 +56,12 @@ class HelpModal(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _table(rows: Sequence[KeyRow]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True, min_width=10)
+    table.add_column()
+    for keys, description in rows:
+        table.add_row(Text(keys), Text(description))
+    return table

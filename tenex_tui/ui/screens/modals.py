@@ -27,6 +27,10 @@ from tenex_tui.core.text import sanitize, sanitize_line
 class ConfirmModal(ModalScreen[bool]):
     """Ask a yes/no question; Enter or y confirms, Esc or n cancels."""
 
+    # No button takes focus: Enter must mean what the dialog says (confirm), not
+    # "press whichever button happens to be focused".
+    AUTO_FOCUS = ""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,n", "cancel", "Cancel", id="modal.cancel"),
         Binding("enter,y", "confirm", "Confirm", id="modal.confirm"),
@@ -45,9 +49,6 @@ class ConfirmModal(ModalScreen[bool]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel (Esc)", id="cancel")
                 yield Button(f"{self._confirm} (Enter)", id="confirm", variant="error")
-
-    def on_mount(self) -> None:
-        self.query_one("#confirm", Button).focus()
 
     def action_confirm(self) -> None:
         self.dismiss(True)
@@ -207,6 +208,8 @@ class NewThreadModal(ModalScreen[NewThreadRequest | None]):
 class LinkModal(ModalScreen[bool]):
     """Show a link's real target before opening it (T31: deceptive labels)."""
 
+    AUTO_FOCUS = ""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,n", "cancel", "Cancel", id="modal.cancel"),
         Binding("enter,y", "confirm", "Open", id="modal.confirm"),
@@ -230,9 +233,6 @@ class LinkModal(ModalScreen[bool]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel (Esc)", id="cancel")
                 yield Button("Open (Enter)", id="confirm", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#confirm", Button).focus()
 
     def action_confirm(self) -> None:
         self.dismiss(True)

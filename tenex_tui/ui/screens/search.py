@@ -91,20 +91,24 @@ class SearchResults(VirtualList):
         base = self.rich_style
         if y != 1:
             return Strip.blank(width, base)
-        style = base + self.get_component_rich_style("search-results--empty")
+        style = base + self.get_component_rich_style(
+            "search-results--empty", partial=True
+        )
         return fit([Segment("  " + self.empty_text, style)], width, base)
 
     def render_row(self, index: int, line: int, width: int, selected: bool) -> Strip:
         base = self.rich_style
         if selected:
-            base = base + self.get_component_rich_style("search-results--cursor")
+            base = base + self.get_component_rich_style(
+                "search-results--cursor", partial=True
+            )
         if index >= len(self.hits):
             text = "  loading more…" if line == 0 else ""
             return fit([Segment(text, base)], width, base)
         hit = self.hits[index]
         if line == 0:
-            title = self.get_component_rich_style("search-results--title")
-            meta = self.get_component_rich_style("search-results--meta")
+            title = self.get_component_rich_style("search-results--title", partial=True)
+            meta = self.get_component_rich_style("search-results--meta", partial=True)
             segments = [
                 Segment(
                     " " + thread_title(hit.thread_title, max_chars=80), base + title
@@ -120,8 +124,12 @@ class SearchResults(VirtualList):
             if details:
                 segments.append(Segment("  " + " · ".join(details), base + meta))
             return fit(segments, width, base)
-        snippet_style = base + self.get_component_rich_style("search-results--snippet")
-        match_style = base + self.get_component_rich_style("search-results--match")
+        snippet_style = base + self.get_component_rich_style(
+            "search-results--snippet", partial=True
+        )
+        match_style = base + self.get_component_rich_style(
+            "search-results--match", partial=True
+        )
         snippet = sanitize_line(hit.snippet, max_chars=max(10, width * 2))
         return fit(
             [
@@ -136,10 +144,17 @@ class SearchResults(VirtualList):
 def _highlight(
     text: str, words: list[str], style: Style, match: Style
 ) -> list[Segment]:
+    if "«" in text and "»" in text:
+        # The backend marks what matched (stemming included): trust its markers.
+        marked: list[Segment] = []
+        for index, part in enumerate(re.split("[«»]", text)):
+            if part:
+                marked.append(Segment(part, match if index % 2 else style))
+        return marked
     if not words:
         return [Segment(text, style)]
     pattern = re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
-    segments: list[Segment] = []
+    segments = []
     position = 0
     for found in pattern.finditer(text):
         if found.start() > position:

@@ -270,6 +270,13 @@ class MessagePane(VerticalScroll, can_focus=True):
             )
         else:
             self.anchor()
+        self.call_after_refresh(self._fill_viewport)
+
+    def _fill_viewport(self) -> None:
+        # Short messages may not fill the pane, and a pane that cannot scroll never
+        # reaches "the top" by scrolling: load older ones until it can.
+        if self.max_scroll_y == 0:
+            self._want_older()
 
     async def prepend(self, messages: Sequence[Message], *, has_older: bool) -> None:
         """Mount an older page above the first message, keeping the view still."""
@@ -299,6 +306,7 @@ class MessagePane(VerticalScroll, can_focus=True):
         def keep_position() -> None:
             grown = self.virtual_size.height - before_height
             self.scroll_to(y=before_y + grown, animate=False, immediate=True)
+            self._fill_viewport()
 
         self.call_after_refresh(keep_position)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.style import Style
@@ -23,14 +23,17 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
-from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownStream
+from textual.widgets import Static
 
 from tenex_tui.core.models import Message, ToolCall
 from tenex_tui.core.text import sanitize, sanitize_line
 from tenex_tui.ui.format import clipboard_text, display_error, relative_time
 from tenex_tui.ui.render import SafeMarkdown, markdown_theme, tool_call_text
 from tenex_tui.ui.replies import ReplyState
+
+if TYPE_CHECKING:
+    from textual.widgets import Markdown
+    from textual.widgets.markdown import MarkdownStream
 
 FLUSH_INTERVAL = 0.1
 """Seconds between writes to the Markdown stream while a reply streams."""
@@ -228,6 +231,8 @@ class MessageView(Widget):
                     },
                 )
             )
+        if self.tools_expanded and message.tool_calls:
+            parts.append(Text(""))
         if message.content or message.role != "assistant":
             if self._body is None:
                 self._body = self._build_body()
@@ -330,7 +335,7 @@ class ReplyView(Vertical):
         self._stream: MarkdownStream | None = None
         self._flush_pending = False
         self._last_flush = 0.0
-        self._closed = False
+        self._stream_closed = False
         self.writes = 0
         """How many batches were written to the Markdown stream (for tests)."""
 
@@ -347,25 +352,40 @@ class ReplyView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(classes="reply-header")
         yield Vertical(classes="reply-tools")
+        # Imported here: only a streaming reply needs Textual's Markdown widget.
+        from textual.widgets import Markdown
+
         yield Markdown(open_links=False, classes="reply-body")
         yield Static(classes="reply-hint")
 
     async def on_mount(self) -> None:
         self._draw_header()
-        body = self.query_one(Markdown)
+        body = self._markdown()
         # What arrived before this view existed (the user was in another thread).
         text = self.state.text
         cut = _safe_cut(text)
         if cut:
             await body.update(sanitize(text[:cut]))
         self._shown = cut
-        self._stream = Markdown.get_stream(body)
+        self._stream = type(body).get_stream(body)
         self.state.add_listener(self._changed)
         self._changed()
 
     def on_unmount(self) -> None:
         self.state.remove_listener(self._changed)
-        self._closed = True
+        self._stream_closed = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            # Gone before the reply ended (a thread switch, quitting): end the stream's
+            # task, or it would wait for text forever. The reply itself goes on.
+            self.app.run_worker(
+                stream.stop(), group="markdown-streams", exit_on_error=False
+            )
+
+    def _markdown(self) -> Markdown:
+        from textual.widgets import Markdown
+
+        return self.query_one(".reply-body", Markdown)
 
     def copy_text(self) -> str:
         """What `y` copies while the reply streams: the text so far."""
@@ -374,7 +394,7 @@ class ReplyView(Vertical):
     def _changed(self) -> None:
         # Called for every event; the write happens at most every FLUSH_INTERVAL, but
         # the first token after a pause goes out at once (first-token latency).
-        if self._flush_pending or self._closed:
+        if self._flush_pending or self._stream_closed:
             return
         self._flush_pending = True
         wait = FLUSH_INTERVAL - (time.monotonic() - self._last_flush)
@@ -387,7 +407,7 @@ class ReplyView(Vertical):
         """Write what arrived since the last flush to the Markdown stream."""
         self._flush_pending = False
         self._last_flush = time.monotonic()
-        if self._closed:
+        if self._stream_closed:
             return
         state = self.state
         if state.tools_version != self._tools_version:
@@ -404,7 +424,7 @@ class ReplyView(Vertical):
 
     async def close(self) -> None:
         """Stop the Markdown stream (before the pane replaces this view)."""
-        self._closed = True
+        self._stream_closed = True
         self.state.remove_listener(self._changed)
         if self._stream is not None:
             await self._stream.stop()

@@ -118,15 +118,19 @@ class NoModelPanel(Static):
         self.set_class(compact, "-compact")
         reason = display_error(info.model_problem) if info.model_problem else ""
         if compact:
-            line = Text(no_wrap=True, overflow="ellipsis")
+            line = Text()
             line.append("No model connected", "bold")
-            line.append(" · reading and triage work; to chat, set OPENAI_API_KEY or ")
-            line.append("OPENAI_BASE_URL and restart.")
+            line.append(" · reading, search and triage work. To chat, set ")
+            line.append("OPENAI_API_KEY", "bold")
+            line.append(" (OpenAI) or ")
+            line.append("OPENAI_BASE_URL", "bold")
+            line.append(" (Ollama, llama.cpp, LM Studio) and restart.")
             self.update(line)
             return
         parts: list[Text] = [Text("No model connected", "bold")]
         if reason:
-            parts.append(Text(reason))
+            parts.append(Text(reason, "dim"))
+        parts.append(Text(""))
         parts.append(
             Text(
                 "Threads, search and triage work without one. To chat, point tenex at "
@@ -138,6 +142,7 @@ class NoModelPanel(Static):
             line.append(f"{name:<10}", "bold")
             line.append(command)
             parts.append(line)
+        parts.append(Text(""))
         parts.append(
             Text(
                 "Then choose a model with TENEX_MODEL=<name> (or `model` in "

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from rich.cells import cell_len
 from rich.segment import Segment
-from rich.style import Style
 from textual import work
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -26,7 +24,8 @@ from textual.strip import Strip
 
 from tenex_tui.core.errors import TenexError
 from tenex_tui.core.models import Page, Thread
-from tenex_tui.ui.format import display_error, relative_time, thread_title
+from tenex_tui.ui.format import display_error
+from tenex_tui.ui.widgets.thread_rows import ThreadRow, draw_thread_row
 from tenex_tui.ui.widgets.virtual_list import VirtualList, fit
 
 PageSource = Callable[[str | None], Awaitable[Page[Thread]]]
@@ -34,46 +33,6 @@ PageSource = Callable[[str | None], Awaitable[Page[Thread]]]
 
 PREFETCH_ROWS = 40
 """Fetch the next page when the cursor or viewport comes this close to the loaded end."""
-
-MAX_TITLE_CHARS = 120
-"""Titles are cut here once, when a row is built (the column is narrower anyway)."""
-
-
-@dataclass(slots=True)
-class ThreadRow:
-    """What the sidebar keeps of one thread: enough to draw its row."""
-
-    id: str
-    title: str
-    """Sanitised, one line."""
-    pinned: bool
-    unread: bool
-    status: str | None
-    """The newest assistant message's status (`streaming`, `error`, …)."""
-    when: datetime
-    """Last activity, for the relative time."""
-    archived: bool
-
-    @classmethod
-    def from_thread(cls, thread: Thread) -> ThreadRow:
-        """Build a row from a thread as the backend returned it."""
-        return cls(
-            id=thread.id,
-            title=thread_title(thread.title, max_chars=MAX_TITLE_CHARS),
-            pinned=thread.pinned,
-            unread=thread.unread,
-            status=thread.last_status,
-            when=thread.last_message_at or thread.updated_at,
-            archived=thread.archived,
-        )
-
-
-_MARKERS = {
-    "streaming": ("◐", "thread-list--streaming"),
-    "error": ("✗", "thread-list--error"),
-    "interrupted": ("!", "thread-list--interrupted"),
-    "stopped": ("■", "thread-list--stopped"),
-}
 
 
 class ThreadList(VirtualList):
@@ -220,6 +179,20 @@ class ThreadList(VirtualList):
 
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, ThreadList.Highlighted)
+
+    @dataclass
+    class PageLoaded(Message):
+        """A page of threads arrived."""
+
+        thread_list: ThreadList
+        """The list."""
+        rows: int
+        """How many rows are loaded now."""
+
+        @property
+        def control(self) -> ThreadList:
+            """The list that posted the message."""
+            return self.thread_list
 
     @dataclass
     class LoadFailed(Message):
@@ -377,7 +350,7 @@ class ThreadList(VirtualList):
         self._total = page.total
         if self._next_cursor is None:
             self._total = len(self.rows)
-        self.empty_text = "No threads yet — press n to start one."
+        self.empty_text = "No threads yet.\nPress n to start one."
         self.refresh_rows()
         if self._select_after_load is not None:
             index = self._index.get(self._select_after_load)
@@ -392,6 +365,7 @@ class ThreadList(VirtualList):
                 self._want_end = False
         if self.highlighted_id != before:
             self.post_message(self.Highlighted(self, self.highlighted_id))
+        self.post_message(self.PageLoaded(self, len(self.rows)))
         self._maybe_fetch_more()
 
     def _maybe_fetch_more(self) -> None:
@@ -409,7 +383,7 @@ class ThreadList(VirtualList):
         """Redraw a thread's row from a fresh copy of the thread (if it is loaded)."""
         index = self._index.get(thread.id)
         if index is not None:
-            self.rows[index] = ThreadRow.from_thread(thread)
+            self.rows[index].update_from(ThreadRow.from_thread(thread))
             self.refresh()
 
     def set_status(self, thread_id: str, status: str | None, *, unread: bool) -> None:
@@ -603,64 +577,34 @@ class ThreadList(VirtualList):
 
     def render_empty(self, y: int, width: int) -> Strip:
         base = self.rich_style
-        if y != 1:
+        lines = self.empty_text.split("\n")
+        if not 1 <= y <= len(lines):
             return Strip.blank(width, base)
-        style = base + self.get_component_rich_style("thread-list--empty")
-        return fit([Segment("  " + self.empty_text, style)], width, base)
+        style = base + self.get_component_rich_style("thread-list--empty", partial=True)
+        return fit([Segment("  " + lines[y - 1], style)], width, base)
 
     def render_row(self, index: int, line: int, width: int, selected: bool) -> Strip:
         base = self.rich_style
         if selected:
-            base = base + self.get_component_rich_style("thread-list--cursor")
+            base = base + self.get_component_rich_style(
+                "thread-list--cursor", partial=True
+            )
         if index >= len(self.rows):
-            style = base + self.get_component_rich_style("thread-list--placeholder")
+            style = base + self.get_component_rich_style(
+                "thread-list--placeholder", partial=True
+            )
             return fit([Segment("    loading…", style)], width, base)
         row = self.rows[index]
         marked = row.id in self.marked
         if marked:
-            base = base + self.get_component_rich_style("thread-list--marked")
-        segments: list[Segment] = [Segment(" ", base)]
-        if marked:
-            segments.append(Segment("✓", base + Style(bold=True)))
-        elif row.status in _MARKERS:
-            glyph, component = _MARKERS[row.status]
-            segments.append(
-                Segment(glyph, base + self.get_component_rich_style(component))
+            base = base + self.get_component_rich_style(
+                "thread-list--marked", partial=True
             )
-        elif row.unread:
-            unread = self.get_component_rich_style("thread-list--unread")
-            segments.append(Segment("●", base + unread))
-        else:
-            segments.append(Segment(" ", base))
-        if row.pinned:
-            pin = self.get_component_rich_style("thread-list--pin")
-            segments.append(Segment("⚑", base + pin))
-        else:
-            segments.append(Segment(" ", base))
-        segments.append(Segment(" ", base))
-        when = relative_time(row.when, self._now(), short=True)
-        time_width = cell_len(when)
-        title_width = max(1, width - 4 - time_width - 2)
-        title_style = base + Style(bold=True) if row.unread else base
-        title = row.title
-        if cell_len(title) > title_width:
-            title = _crop(title, title_width - 1) + "…"
-        segments.append(Segment(title, title_style))
-        gap = width - 4 - cell_len(title) - time_width - 1
-        segments.append(Segment(" " * max(1, gap), base))
-        time_style = base + self.get_component_rich_style("thread-list--time")
-        segments.append(Segment(when, time_style))
-        segments.append(Segment(" ", base))
-        return fit(segments, width, base)
-
-
-def _crop(text: str, cells: int) -> str:
-    """Cut text to at most `cells` terminal cells (wide characters count twice)."""
-    if cells <= 0:
-        return ""
-    total = 0
-    for position, char in enumerate(text):
-        total += cell_len(char)
-        if total > cells:
-            return text[:position]
-    return text
+        return draw_thread_row(
+            row,
+            width=width,
+            base=base,
+            marked=marked,
+            now=self._now(),
+            style=lambda name: self.get_component_rich_style(name, partial=True),
+        )
