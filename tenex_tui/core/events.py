@@ -12,7 +12,6 @@ is `id: <id>`, `event: <type>`, `data: <json of to_wire()>`.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import Field
@@ -71,8 +70,13 @@ class StreamEvent(ApiModel):
         return self.model_dump(mode="json", exclude_none=False, exclude={"extra"})
 
     def to_json(self) -> str:
-        """`to_wire()` as compact JSON (one line, suitable for `data:` or JSON lines)."""
-        return json.dumps(self.to_wire(), separators=(",", ":"), ensure_ascii=False)
+        """`to_wire()` as compact JSON (one line, suitable for `data:` or JSON lines).
+
+        Serialised by pydantic-core in one step: the same text as `json.dumps` of
+        `to_wire()` (a test pins it), about 8x cheaper, which matters on the server at
+        thousands of events per second.
+        """
+        return self.model_dump_json(exclude={"extra"})
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> StreamEvent:

@@ -105,15 +105,6 @@ async def _next(started: Started) -> StreamEvent | object:
         return _END
 
 
-def wire_json(event: StreamEvent) -> str:
-    """`event.to_json()`, serialised by pydantic-core in one step.
-
-    The same text as `to_json()` (a test pins it), about 8x cheaper per event, which
-    matters at thousands of events per second.
-    """
-    return event.model_dump_json(exclude={"extra"})
-
-
 def _error_event(error: TenexError) -> ServerSentEvent:
     return ServerSentEvent(
         data=json.dumps(error.to_wire(), separators=(",", ":")),
@@ -149,7 +140,7 @@ def sse_response(
                     yield _error_event(Unauthorized(UNAUTHORIZED_MESSAGE))
                     return
                 yield ServerSentEvent(
-                    data=wire_json(item), event=item.type, id=item.id, sep=SEP
+                    data=item.to_json(), event=item.type, id=item.id, sep=SEP
                 )
                 if item.terminal:
                     return

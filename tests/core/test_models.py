@@ -117,3 +117,45 @@ def test_stream_event_round_trips_through_the_wire() -> None:
     assert not event.terminal
     done = event.model_copy(update={"type": "message.completed"})
     assert done.terminal
+
+
+def test_to_json_is_exactly_json_dumps_of_the_wire_dict() -> None:
+    """The fast pydantic-core path must print byte-identical JSON to the obvious one."""
+    import json
+    from datetime import UTC, datetime
+
+    from tenex_tui.core.events import StreamEvent
+    from tenex_tui.core.models import Message, ToolCall, Usage
+
+    message = Message(
+        id="msg_1",
+        thread_id="thr_1",
+        role="assistant",
+        content='héllo "x"\n\u2028</script>',
+        created_at=datetime(2026, 1, 15, 9, 30, 0, 123456, tzinfo=UTC),
+        usage=Usage(prompt_tokens=1),
+    )
+    events = [
+        StreamEvent(
+            id="msg_1.2",
+            type="message.delta",
+            message_id="msg_1",
+            thread_id="thr_1",
+            delta="w ✓",
+        ),
+        StreamEvent(
+            id="msg_1.3",
+            type="message.completed",
+            message_id="msg_1",
+            thread_id="thr_1",
+            message=message,
+            tool_call=ToolCall(id="c", name="n", arguments={"a": [1, "é", None, 2.5]}),
+            usage=Usage(completion_tokens=3),
+            extra={"ignored": True},
+        ),
+    ]
+    for event in events:
+        expected = json.dumps(
+            event.to_wire(), separators=(",", ":"), ensure_ascii=False
+        )
+        assert event.to_json() == expected
