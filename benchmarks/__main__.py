@@ -40,10 +40,18 @@ from benchmarks.common import (
 
 def registry() -> list[Bench]:
     """Every benchmark, in run order (modules imported lazily: they are heavy)."""
-    from benchmarks import bench_app, bench_engine, bench_pty, bench_server, bench_sync
+    from benchmarks import (
+        bench_app,
+        bench_engine,
+        bench_knowledge,
+        bench_pty,
+        bench_server,
+        bench_sync,
+    )
 
     return [
         *bench_engine.BENCHMARKS,
+        *bench_knowledge.BENCHMARKS,
         *bench_app.BENCHMARKS,
         *bench_pty.BENCHMARKS,
         *bench_server.BENCHMARKS,

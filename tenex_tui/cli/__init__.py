@@ -219,11 +219,12 @@ def _silence_stdout() -> None:
 def _launch_app(ctx: CliContext) -> int:
     """Open the terminal app on the local engine (or the remote workspace)."""
     # Imported here: Textual costs most of the start-up time, and no command needs it.
-    from tenex_tui.cli.wiring import backend_factory, remote_backend_factory
+    from tenex_tui.cli.wiring import backend_factory, mirrored_backend_factory
     from tenex_tui.ui.app import TenexApp
 
     if ctx.remote:
-        factory = remote_backend_factory(ctx.remote_target)
+        # The remote workspace while it answers, its local mirror when it does not.
+        factory = mirrored_backend_factory(ctx.paths, ctx.choice, ctx.remote_target)
     else:
         factory = backend_factory(ctx.paths, ctx.choice)
         ctx.model_warnings()

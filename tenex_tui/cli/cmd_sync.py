@@ -80,6 +80,16 @@ def _entry_line(entry: OutboxEntry) -> str:
     return line
 
 
+def _status_line(status: SyncStatus) -> str:
+    if status.workspace_id is None:
+        return "never synced on this machine"
+    when = output.format_time(status.last_sync_at) if status.last_sync_at else "never"
+    line = f"{status.workspace_id}: last synced {when}"
+    if status.last_error:
+        line += f"; last error: {output.clean_line(status.last_error, max_chars=300)}"
+    return line
+
+
 def _report_line(report: SyncReport, workspace: str | None) -> str:
     parts = [
         f"{report.threads} threads and {report.messages} messages updated",
@@ -142,15 +152,8 @@ def sync(args: argparse.Namespace, ctx: CliContext) -> int:
             ctx.out(_report_line(report, status.workspace_id))
             for warning in report.warnings:
                 ctx.error(f"tenex-tui: warning: {output.clean_line(warning)}")
-        elif not args.status or status.workspace_id is None:
-            pass
-        else:
-            when = (
-                output.format_time(status.last_sync_at)
-                if status.last_sync_at
-                else "never"
-            )
-            ctx.out(f"{status.workspace_id}: last synced {when}")
+        elif args.status:
+            ctx.out(_status_line(status))
         pending = [e for e in entries if e.status == "pending"]
         ctx.out(
             f"{len(pending)} offline action{'s' if len(pending) != 1 else ''} pending"

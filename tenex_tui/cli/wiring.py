@@ -8,6 +8,7 @@ that talk to a model, so `tenex-tui threads list` never loads openai.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -172,14 +173,24 @@ def mirrored_backend_factory(
     """The app's backend factory for `tenex-tui --remote` with a local mirror.
 
     The backend is the remote workspace while it answers and its local mirror when it
-    does not (`MirroredBackend`); closing it closes the remote client and the engine.
-    `backend.service` is the `SyncService` a background worker can run.
+    does not (`MirroredBackend`, a `core.sync.Syncable`); closing it closes the remote
+    client and the engine. When the local database cannot be opened (read-only,
+    corrupt, busy), the app still gets the remote workspace, without a mirror.
     """
 
     async def factory() -> ChatBackend:
+        from tenex_tui.core.errors import StorageError
         from tenex_tui.remote.mirror import MirroredBackend
 
-        engine, service = await open_sync(paths, choice, target)
+        try:
+            engine, service = await open_sync(paths, choice, target)
+        except StorageError as exc:
+            logging.getLogger("tenex_tui").warning(
+                "no local mirror (the database cannot be opened: %s); the remote "
+                "workspace is used online only",
+                exc.message,
+            )
+            return open_remote(target)
         try:
             return await MirroredBackend.open(service, on_close=engine.aclose)
         except BaseException:

@@ -13,7 +13,9 @@ I stopped" is exactly what an incremental sync needs to remember.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -127,3 +129,41 @@ class ApplyResult(ApiModel):
     missing_threads: list[str] = Field(default_factory=list)
     """Threads that messages named but the mirror lacks (not applied; fetch them and
     apply the page again)."""
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """What the app's status line shows about a remote workspace and its mirror."""
+
+    online: bool | None
+    """The outcome of the last request to the remote; None before any."""
+    pending: int
+    """Offline actions waiting to be replayed."""
+    failed: int
+    """Offline actions the remote refused (kept, with their reason)."""
+    last_sync_at: datetime | None
+    """When the mirror was last brought up to date."""
+    last_error: str | None
+    """Why the last sync failed, or what it could not send (None when all went well)."""
+    syncing: bool
+    """True while a sync runs."""
+    workspace_id: str | None
+    """The local workspace holding the mirror, once known."""
+
+
+@runtime_checkable
+class Syncable(Protocol):
+    """A backend that keeps a local mirror of a remote workspace (`MirroredBackend`).
+
+    The app checks `isinstance(backend, Syncable)` to show the sync status and to run
+    a background sync, without knowing the remote package.
+    """
+
+    async def sync_status(self) -> SyncStatus:
+        """The status, from the local store only (no network request)."""
+        ...
+
+    async def sync_now(self) -> SyncStatus:
+        """Run one sync (push the outbox, pull the feeds); never raises: a failure
+        is in the returned status's `last_error`."""
+        ...

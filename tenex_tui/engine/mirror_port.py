@@ -85,9 +85,12 @@ class EngineMirrorPort:
         """The sync state, or None before the first sync."""
         return await self._core.db.run(self._mirror.state)
 
-    async def record_outcome(self, error: str | None) -> SyncState:
-        """Remember a sync attempt and its error (None: success)."""
-        return await self._core.db.run(self._mirror.record_outcome, error)
+    async def record_outcome(
+        self, error: str | None, *, pulled: bool = False
+    ) -> SyncState:
+        """Remember a sync attempt, its error (None: none), and whether the pull
+        finished (then `last_sync_at` moves)."""
+        return await self._core.db.run(self._mirror.record_outcome, error, pulled)
 
     async def reset_cursors(self) -> None:
         """Forget the feed positions (the next sync is a full one)."""

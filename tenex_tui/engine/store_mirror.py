@@ -88,8 +88,9 @@ class MirrorStore(OutboxMixin):
         ).fetchone()
         return state_from_row(row) if row is not None else None
 
-    def record_outcome(self, error: str | None) -> SyncState:
-        """Remember a sync attempt: its time, and its error or success.
+    def record_outcome(self, error: str | None, pulled: bool) -> SyncState:
+        """Remember a sync attempt: its time, its error, and whether the pull finished
+        (`last_sync_at` is when the mirror was last brought up to date).
 
         Raises:
             NotFound: When the mirror has no state yet (`ensure` first).
@@ -98,9 +99,9 @@ class MirrorStore(OutboxMixin):
         with self._store.sc.write() as conn:
             conn.execute(
                 "UPDATE sync_state SET last_attempt_at = ?1, last_error = ?2, "
-                "last_sync_at = CASE WHEN ?2 IS NULL THEN ?1 ELSE last_sync_at END "
-                "WHERE workspace_id = ?3 AND user_id = ?4",
-                (now, error, *self.scope.pair),
+                "last_sync_at = CASE WHEN ?3 THEN ?1 ELSE last_sync_at END "
+                "WHERE workspace_id = ?4 AND user_id = ?5",
+                (now, error, int(pulled), *self.scope.pair),
             )
         state = self.state()
         if state is None:
@@ -177,13 +178,9 @@ class MirrorStore(OutboxMixin):
             missing = sorted({m.thread_id for m in messages} - present - deleting)
             if missing:
                 return ApplyResult(missing_threads=missing)
-            upserted = skipped = 0
-            for message in messages:
-                if message.thread_id not in present:
-                    skipped += 1
-                    continue
-                self._upsert_message(message)
-                upserted += 1
+            kept = [m for m in messages if m.thread_id in present]
+            self._upsert_messages(kept)
+            upserted, skipped = len(kept), len(messages) - len(kept)
             removed = 0
             for gone in deleted:
                 removed += self._conn.execute(

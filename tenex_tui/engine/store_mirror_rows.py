@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,24 +180,23 @@ class MirrorRows:
             ),
         )
 
-    def _upsert_message(
-        self, message: MessageChange, *, keep_seq: bool = False
+    def _upsert_messages(
+        self, messages: Sequence[MessageChange], *, keep_seq: bool = False
     ) -> None:
-        status, error = message.status, message.error
-        if status == "streaming":
-            status, error = "interrupted", STILL_STREAMING
+        # One `executemany` per statement: a first sync writes 100,000 rows.
+        conn = self._conn
         ws, user = self.scope.pair
-        # The remote owns positions in its threads: a different row at this position
+        # The remote owns positions in its threads: a different row at a position
         # is stale (its deletion is on its way), and must not block the unique index.
-        self._conn.execute(
+        conn.executemany(
             "DELETE FROM messages WHERE workspace_id = ? AND thread_id = ? AND seq = ? "
             "AND id != ?",
-            (ws, message.thread_id, message.seq, message.id),
+            [(ws, m.thread_id, m.seq, m.id) for m in messages],
         )
         # A provisional position (a replayed send, before the feed brings the real
         # one) never moves a row that already has its real position.
         seq_update = "seq" if keep_seq else "excluded.seq"
-        self._conn.execute(
+        conn.executemany(
             f"""INSERT INTO messages (workspace_id, id, thread_id, user_id, seq, role,
                 content, status, tool_calls, attachments, model, usage, error,
                 created_at, completed_at)
@@ -209,23 +208,7 @@ class MirrorRows:
                 usage = excluded.usage, error = excluded.error,
                 created_at = excluded.created_at, completed_at = excluded.completed_at
             WHERE messages.thread_id = excluded.thread_id""",
-            (
-                ws,
-                message.id,
-                message.thread_id,
-                user,
-                message.seq,
-                message.role,
-                message.content,
-                status,
-                dumps([c.model_dump(mode="json") for c in message.tool_calls]),
-                dumps([a.model_dump(mode="json") for a in message.attachments]),
-                message.model,
-                message.usage.model_dump_json() if message.usage else None,
-                error,
-                format_timestamp(message.created_at),
-                _ts(message.completed_at),
-            ),
+            [_message_values(ws, user, m) for m in messages],
         )
 
     def _present_threads(self, thread_ids: Iterable[str]) -> set[str]:
@@ -256,3 +239,31 @@ class MirrorRows:
 
 def _ts(value: Any) -> str | None:
     return format_timestamp(value) if value is not None else None
+
+
+def _message_values(ws: str, user: str, message: MessageChange) -> tuple[Any, ...]:
+    status, error = message.status, message.error
+    if status == "streaming":
+        # The mirror never streams: a reply unfinished at the last sync shows as such.
+        status, error = "interrupted", STILL_STREAMING
+    calls = message.tool_calls
+    attachments = message.attachments
+    return (
+        ws,
+        message.id,
+        message.thread_id,
+        user,
+        message.seq,
+        message.role,
+        message.content,
+        status,
+        dumps([c.model_dump(mode="json") for c in calls]) if calls else "[]",
+        dumps([a.model_dump(mode="json") for a in attachments])
+        if attachments
+        else "[]",
+        message.model,
+        message.usage.model_dump_json() if message.usage else None,
+        error,
+        format_timestamp(message.created_at),
+        _ts(message.completed_at),
+    )

@@ -50,7 +50,9 @@ class OutboxMixin(MirrorRows):
 
     def _entry_by_num(self, num: int) -> OutboxEntry:
         row = self._conn.execute(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE num = ?", (num,)
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE workspace_id = ? "
+            "AND user_id = ? AND num = ?",
+            (*self.scope.pair, num),
         ).fetchone()
         return entry_from_row(row)
 
@@ -277,12 +279,12 @@ class OutboxMixin(MirrorRows):
                 if message.thread_id not in present:
                     continue
                 if isinstance(message, MessageChange):
-                    self._upsert_message(message)
+                    self._upsert_messages([message])
                 else:
                     provisional = MessageChange.model_validate(
                         {**message.model_dump(), "seq": slot + index}
                     )
-                    self._upsert_message(provisional, keep_seq=True)
+                    self._upsert_messages([provisional], keep_seq=True)
             if thread is not None:
                 self._overlay(self._protected(), {thread.id}, skip=entry_id)
             conn.execute(

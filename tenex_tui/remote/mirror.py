@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -38,9 +38,6 @@ from tenex_tui.core.models import (
     Agent,
     Attachment,
     BackendInfo,
-    KnowledgeDoc,
-    KnowledgeHit,
-    Lead,
     Message,
     Page,
     SearchHit,
@@ -48,7 +45,9 @@ from tenex_tui.core.models import (
     ThreadContext,
 )
 from tenex_tui.core.payloads import AttachmentInput, CreateThreadBody
+from tenex_tui.core.sync import SyncStatus
 from tenex_tui.remote.http import new_idempotency_key
+from tenex_tui.remote.mirror_online import RemoteOnlyOperations
 from tenex_tui.remote.sync import SyncService
 from tenex_tui.remote.sync_port import MirrorPort
 
@@ -69,13 +68,7 @@ NEVER_SYNCED = (
 )
 
 
-def _needs_remote(what: str) -> RemoteUnavailable:
-    return RemoteUnavailable(
-        f"Offline: {what} needs the remote workspace; it is not reachable right now."
-    )
-
-
-class MirroredBackend:
+class MirroredBackend(RemoteOnlyOperations):
     """A remote workspace as a `ChatBackend`, falling back to its local mirror.
 
     Build it with `await MirroredBackend.open(service)`.
@@ -530,42 +523,6 @@ class MirroredBackend:
             extra={"queued": True, "outbox_id": entry.id},
         )
 
-    def regenerate(
-        self,
-        thread_id: str,
-        *,
-        mode: Literal["regenerate", "continue"] = "regenerate",
-        client_request_id: str | None = None,
-    ) -> AsyncIterator[StreamEvent]:
-        """Regenerate on the remote (it has the model); offline it raises."""
-        if self.offline:
-            return _raising(_needs_remote("regenerating a reply"))
-        return self._remote.regenerate(
-            thread_id, mode=mode, client_request_id=client_request_id
-        )
-
-    async def edit_message(
-        self, thread_id: str, message_id: str, content: str
-    ) -> Message:
-        """Edit on the remote; offline it raises."""
-        if self.offline:
-            raise _needs_remote("editing a message")
-        return await self._remote.edit_message(thread_id, message_id, content)
-
-    def stream_events(
-        self, thread_id: str, message_id: str, *, after: str | None = None
-    ) -> AsyncIterator[StreamEvent]:
-        """Resume a remote reply's stream; offline it raises."""
-        if self.offline:
-            return _raising(_needs_remote("following a reply"))
-        return self._remote.stream_events(thread_id, message_id, after=after)
-
-    async def cancel_message(self, thread_id: str, message_id: str) -> Message:
-        """Stop a remote reply; offline it raises."""
-        if self.offline:
-            raise _needs_remote("stopping a reply")
-        return await self._remote.cancel_message(thread_id, message_id)
-
     async def search(
         self, q: str, *, limit: int | None = None, cursor: str | None = None
     ) -> Page[SearchHit]:
@@ -578,12 +535,6 @@ class MirroredBackend:
             lambda: self._remote.search(q, limit=limit, cursor=cursor), offline
         )
 
-    async def list_models(self) -> list[str]:
-        """The remote's models (it runs them); offline it raises."""
-        if self.offline:
-            raise _needs_remote("listing models")
-        return await self._remote.list_models()
-
     async def list_agents(self) -> list[Agent]:
         """The remote's agents, else the built-in ones."""
 
@@ -592,80 +543,19 @@ class MirroredBackend:
 
         return await self._read(self._remote.list_agents, offline)
 
-    # -- knowledge and leads live on the remote only --------------------------------
+    # -- sync (core.sync.Syncable) ---------------------------------------------------
 
-    async def list_knowledge(
-        self,
-        *,
-        limit: int | None = None,
-        cursor: str | None = None,
-        q: str | None = None,
-    ) -> Page[KnowledgeDoc]:
-        """The remote's documents; offline it raises."""
-        if self.offline:
-            raise _needs_remote("brand knowledge")
-        return await self._remote.list_knowledge(limit=limit, cursor=cursor, q=q)
+    async def sync_status(self) -> SyncStatus:
+        """Online or offline, pending actions, the last sync (no network request)."""
+        return await self.service.status()
 
-    async def get_knowledge(
-        self, doc_id: str, *, with_text: bool = False
-    ) -> KnowledgeDoc:
-        """One remote document; offline it raises."""
-        if self.offline:
-            raise _needs_remote("brand knowledge")
-        return await self._remote.get_knowledge(doc_id, with_text=with_text)
-
-    async def add_knowledge(
-        self,
-        title: str,
-        text: str,
-        *,
-        media_type: str = "text/plain",
-        source: str | None = None,
-    ) -> KnowledgeDoc:
-        """Add a remote document; offline it raises."""
-        if self.offline:
-            raise _needs_remote("brand knowledge")
-        return await self._remote.add_knowledge(
-            title, text, media_type=media_type, source=source
-        )
-
-    async def remove_knowledge(self, doc_id: str) -> None:
-        """Remove a remote document; offline it raises."""
-        if self.offline:
-            raise _needs_remote("brand knowledge")
-        await self._remote.remove_knowledge(doc_id)
-
-    async def search_knowledge(
-        self, q: str, limit: int | None = None
-    ) -> list[KnowledgeHit]:
-        """Search the remote's documents; offline it raises."""
-        if self.offline:
-            raise _needs_remote("brand knowledge")
-        return await self._remote.search_knowledge(q, limit)
-
-    async def import_leads(self, records: Sequence[Mapping[str, Any]]) -> list[Lead]:
-        """Import remote leads; offline it raises."""
-        if self.offline:
-            raise _needs_remote("leads")
-        return await self._remote.import_leads(records)
-
-    async def list_leads(
-        self,
-        *,
-        limit: int | None = None,
-        cursor: str | None = None,
-        q: str | None = None,
-    ) -> Page[Lead]:
-        """The remote's leads; offline it raises."""
-        if self.offline:
-            raise _needs_remote("leads")
-        return await self._remote.list_leads(limit=limit, cursor=cursor, q=q)
-
-    async def get_lead(self, lead_id: str) -> Lead:
-        """One remote lead; offline it raises."""
-        if self.offline:
-            raise _needs_remote("leads")
-        return await self._remote.get_lead(lead_id)
+    async def sync_now(self) -> SyncStatus:
+        """Push the outbox and pull the feeds once; failures end up in the status."""
+        try:
+            await self.service.sync()
+        except TenexError as exc:
+            log.info("sync failed: %s", exc.message)
+        return await self.service.status()
 
     async def aclose(self) -> None:
         """Stop a background sync, close the remote's connections, then `on_close`."""
@@ -677,20 +567,3 @@ class MirroredBackend:
         await self._remote.aclose()
         if self._on_close is not None:
             await self._on_close()
-
-
-class _Raising:
-    """A stream that fails on its first step, as a remote stream call does offline."""
-
-    def __init__(self, error: Exception) -> None:
-        self._error = error
-
-    def __aiter__(self) -> _Raising:
-        return self
-
-    async def __anext__(self) -> StreamEvent:
-        raise self._error
-
-
-def _raising(error: Exception) -> AsyncIterator[StreamEvent]:
-    return _Raising(error)

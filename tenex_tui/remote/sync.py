@@ -51,7 +51,7 @@ from tenex_tui.core.errors import (
     Unauthorized,
 )
 from tenex_tui.core.models import Thread
-from tenex_tui.core.sync import MessageChanges, SyncState, ThreadChanges
+from tenex_tui.core.sync import MessageChanges, SyncState, SyncStatus, ThreadChanges
 from tenex_tui.remote.client import RemoteBackend
 from tenex_tui.remote.outbox import (
     OutboxPolicy,
@@ -61,6 +61,16 @@ from tenex_tui.remote.outbox import (
     utc_now,
 )
 from tenex_tui.remote.sync_port import MirrorPort, MirrorProvider
+
+__all__ = [
+    "SyncPolicy",
+    "SyncReport",
+    "SyncService",
+    "SyncStatus",
+    "describe",
+    "mirror_workspace_id",
+    "run_periodically",
+]
 
 log = logging.getLogger("tenex_tui.sync")
 
@@ -102,26 +112,6 @@ class SyncReport:
     """Offline actions the remote refused for good (kept, visible)."""
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class SyncStatus:
-    """What the app's status line shows about a remote workspace."""
-
-    online: bool | None
-    """The outcome of the last request to the remote; None before any."""
-    pending: int
-    """Offline actions waiting to be replayed."""
-    failed: int
-    """Offline actions the remote refused (shown with their reason)."""
-    last_sync_at: datetime | None
-    """When a sync last finished without error."""
-    last_error: str | None
-    """Why the last sync failed (None after a success)."""
-    syncing: bool
-    """True while a sync runs."""
-    workspace_id: str | None
-    """The local workspace holding the mirror, once known."""
 
 
 def mirror_workspace_id(remote: RemoteBackend, remote_workspace_id: str) -> str:
@@ -257,7 +247,7 @@ class SyncService:
                     await port.record_outcome(exc.message)
                 raise
             error = report.push.error
-            state = await port.record_outcome(error)
+            state = await port.record_outcome(error, pulled=True)
             counts = await port.counts()
             report.pending = counts.get("pending", 0)
             report.failed = counts.get("failed", 0)
@@ -311,7 +301,14 @@ class SyncService:
         params = {"limit": str(self._policy.page_limit)}
         if cursor is not None:
             params["cursor"] = cursor
-        answer = await self.remote.http.request("GET", path, params=params)
+        try:
+            answer = await self.remote.http.request("GET", path, params=params)
+        except NotFound:
+            raise RemoteUnavailable(
+                f"{self.remote.http.host} does not offer incremental sync "
+                f"(GET {path} is not a route there): its threads can be used online "
+                "only."
+            ) from None
         try:
             return model.model_validate(answer.data)
         except pydantic.ValidationError:

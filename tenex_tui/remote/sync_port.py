@@ -60,8 +60,11 @@ class MirrorPort(Protocol):
         """The sync state, or None before the first sync."""
         ...
 
-    async def record_outcome(self, error: str | None) -> SyncState:
-        """Remember a sync attempt and its error (None: it succeeded)."""
+    async def record_outcome(
+        self, error: str | None, *, pulled: bool = False
+    ) -> SyncState:
+        """Remember a sync attempt, its error (None: none), and whether the pull
+        finished (then `last_sync_at` moves)."""
         ...
 
     async def reset_cursors(self) -> None:

@@ -163,7 +163,11 @@ class SafeMarkdown:
             # A renderer bug must never take the app down with the user's draft
             # (oterm#272, T30): show the text as it is instead.
             self.failed = True
-            segments = list(console.render(Text(self.text), options))
+            fallback = Text(self.text)
+            fallback.append(
+                "\n(shown as plain text: the Markdown could not be drawn)", "dim"
+            )
+            segments = list(console.render(fallback, options))
         return [_defang(segment) for segment in segments]
 
 

@@ -353,3 +353,23 @@ async def test_keys_in_error_text_are_masked_on_screen(
         text = _screen_text(app)
         assert "ABCDEFGHIJKLMNOPQRST" not in text and "SECRETSECRET" not in text
         assert "sk-proj-****" in text and "tnx_abcd_****" in text
+
+
+def test_a_renderer_failure_falls_back_to_plain_text_with_a_notice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """T30: if the Markdown renderer raises, the text is still shown, with a notice."""
+    import rich.markdown
+
+    def explode(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("renderer bug")
+
+    monkeypatch.setattr(rich.markdown.Markdown, "__rich_console__", explode)
+    console = Console(width=60, file=io.StringIO(), legacy_windows=False)
+    markdown = SafeMarkdown("# [/INST] title\n\nbody text")
+    with console.capture() as captured:
+        console.print(markdown)
+    output = captured.get()
+    assert markdown.failed
+    assert "# [/INST] title" in output and "body text" in output
+    assert "shown as plain text" in output

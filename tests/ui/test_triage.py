@@ -449,3 +449,37 @@ async def test_a_backend_that_cannot_open_is_explained_and_the_app_stays_up() ->
         assert "damaged" in str(placeholder.render())
         assert app.is_running
         await pilot.press("ctrl+q")
+
+
+async def test_the_palette_lists_every_action(engine: LocalEngine) -> None:
+    await _threads(engine, "one")
+    async with make_app(engine).run_test() as pilot:
+        app = await ready(pilot)
+        await wait_until(pilot, lambda: app.chat.thread is not None, "a thread shown")
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for expected in (
+            "New thread",
+            "Search messages",
+            "Filter threads",
+            "Show archived threads",
+            "Rename thread",
+            "Pin or unpin thread",
+            "Archive thread",
+            "Delete thread",
+            "Undo delete",
+            "Stop reply",
+            "Regenerate reply",
+            "Continue reply",
+            "Edit last message",
+            "Copy message",
+            "Copy code block",
+            "Open a link",
+            "Focus threads",
+            "Focus messages",
+            "Focus composer",
+            "Toggle sidebar",
+            "Keys",
+            "Theme",
+            "Quit",
+        ):
+            assert expected in titles, expected

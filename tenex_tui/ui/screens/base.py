@@ -36,6 +36,8 @@ FIRST_MOUNT = 12
 """Messages mounted when a thread opens (the newest; enough to fill a tall screen)."""
 MOUNT_BATCH = 15
 """Messages mounted per scroll-up."""
+WARM_AFTER = 0.5
+"""Seconds after the backend arrives when the streaming renderer is imported."""
 MESSAGE_PAGE = 30
 """Messages per page fetched. One size for every page of a thread, because a cursor is
 only valid with the page size it was made for."""
@@ -154,6 +156,7 @@ class ThreadScreen(Screen[None]):
         self.backend = backend
         self.load_info()
         self.reload_threads()
+        self.set_timer(WARM_AFTER, _warm_renderers)
 
     def backend_failed(self, error: str) -> None:
         """Say that the workspace could not be opened."""
@@ -430,3 +433,9 @@ class ThreadScreen(Screen[None]):
     def selected_reply_view(self) -> ReplyView | None:
         """The live reply view in the pane, if any."""
         return self.pane.reply_view
+
+
+def _warm_renderers() -> None:
+    # Textual's Markdown widget (and its parser) is kept off the start-up path, but the
+    # first reply should not pay for importing it either: import it while idle.
+    import textual.widgets._markdown  # noqa: F401

@@ -24,7 +24,13 @@ class HelpModal(ModalScreen[None]):
     """Lists the keys of every area; Esc, q or ? closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark,f1", "close", "Close", id="help.close"),
+        Binding(
+            "escape,q,question_mark,f1",
+            "close",
+            "Close",
+            id="help.close",
+            tooltip="Close the keys",
+        ),
     ]
 
     def __init__(

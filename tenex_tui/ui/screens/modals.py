@@ -32,8 +32,20 @@ class ConfirmModal(ModalScreen[bool]):
     AUTO_FOCUS = ""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,n", "cancel", "Cancel", id="modal.cancel"),
-        Binding("enter,y", "confirm", "Confirm", id="modal.confirm"),
+        Binding(
+            "escape,n",
+            "cancel",
+            "Cancel",
+            id="modal.cancel",
+            tooltip="Close without doing anything",
+        ),
+        Binding(
+            "enter,y",
+            "confirm",
+            "Confirm",
+            id="modal.confirm",
+            tooltip="Do what the dialog says",
+        ),
     ]
 
     def __init__(self, title: str, body: Text, *, confirm: str = "Delete") -> None:
@@ -69,7 +81,13 @@ class RenameModal(ModalScreen[str | None]):
     """Edit a thread's title; Enter saves, Esc cancels."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="modal.cancel"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="modal.cancel",
+            tooltip="Close without doing anything",
+        ),
     ]
 
     def __init__(self, title: str) -> None:
@@ -122,8 +140,21 @@ class NewThreadModal(ModalScreen[NewThreadRequest | None]):
     """Start a thread: title, optional system prompt, and agent."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="modal.cancel"),
-        Binding("ctrl+s", "create", "Create", priority=True, id="modal.create"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="modal.cancel",
+            tooltip="Close without doing anything",
+        ),
+        Binding(
+            "ctrl+s",
+            "create",
+            "Create",
+            priority=True,
+            id="modal.create",
+            tooltip="Create the thread",
+        ),
     ]
 
     def __init__(self, agents: list[Agent]) -> None:
@@ -211,8 +242,20 @@ class LinkModal(ModalScreen[bool]):
     AUTO_FOCUS = ""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,n", "cancel", "Cancel", id="modal.cancel"),
-        Binding("enter,y", "confirm", "Open", id="modal.confirm"),
+        Binding(
+            "escape,n",
+            "cancel",
+            "Cancel",
+            id="modal.cancel",
+            tooltip="Close without doing anything",
+        ),
+        Binding(
+            "enter,y",
+            "confirm",
+            "Open",
+            id="modal.confirm",
+            tooltip="Do what the dialog says",
+        ),
     ]
 
     def __init__(self, url: str) -> None:
@@ -253,7 +296,13 @@ class LinksModal(ModalScreen[str | None]):
     """The links of a message, to open one by keyboard (`o`)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="modal.cancel"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="modal.cancel",
+            tooltip="Close without doing anything",
+        ),
     ]
 
     def __init__(self, links: list[tuple[str, str]]) -> None:

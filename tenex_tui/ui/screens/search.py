@@ -170,11 +170,34 @@ class SearchModal(ModalScreen[SearchHit | None]):
     """Search messages and titles; Enter opens the highlighted hit."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Close", id="search.close"),
-        Binding("down", "move(1)", "Next", show=False, id="search.down"),
-        Binding("up", "move(-1)", "Previous", show=False, id="search.up"),
-        Binding("pagedown", "move(10)", show=False, id="search.page_down"),
-        Binding("pageup", "move(-10)", show=False, id="search.page_up"),
+        Binding(
+            "escape", "cancel", "Close", id="search.close", tooltip="Close the search"
+        ),
+        Binding(
+            "down", "move(1)", "Next", show=False, id="search.down", tooltip="Next hit"
+        ),
+        Binding(
+            "up",
+            "move(-1)",
+            "Previous",
+            show=False,
+            id="search.up",
+            tooltip="Previous hit",
+        ),
+        Binding(
+            "pagedown",
+            "move(10)",
+            show=False,
+            id="search.page_down",
+            tooltip="Ten hits down",
+        ),
+        Binding(
+            "pageup",
+            "move(-10)",
+            show=False,
+            id="search.page_up",
+            tooltip="Ten hits up",
+        ),
     ]
 
     def __init__(

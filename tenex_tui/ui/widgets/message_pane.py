@@ -10,6 +10,8 @@ The pane has a selected message (↑/↓, j/k): `y` copies it, `t` expands its t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,9 @@ from tenex_tui.ui.widgets.message_view import (
 )
 
 AnyView = MessageView | ReplyView
+
+PAINT_WAIT = 0.2
+"""At most this long, a finished reply waits for its last words to paint."""
 
 
 def _default_key_label(binding_id: str) -> str:
@@ -347,6 +352,14 @@ class MessagePane(VerticalScroll, can_focus=True):
         if final is None:
             await view.remove()
             return
+        # Let the last words paint in the live view before the swap: the collapse
+        # renders the whole reply again, and that should not delay its last token.
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(painted.wait(), PAINT_WAIT)
+        if view.parent is None:
+            return  # the thread was switched meanwhile
         replacement = self._make_view(final)
         index = self.views.index(view)
         await self.mount(replacement, after=view)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
@@ -22,6 +23,7 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -37,6 +39,23 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL = 0.1
 """Seconds between writes to the Markdown stream while a reply streams."""
+LONG_REPLY = 10_000
+"""Characters after which writes get rarer (see `flush_interval`)."""
+MAX_FLUSH_INTERVAL = 0.4
+"""The longest wait between two writes, however long the reply."""
+
+
+def flush_interval(shown: int) -> float:
+    """Seconds between two writes once `shown` characters are on screen.
+
+    Each write re-lays out the reply's last Markdown block, and a long reply may be one
+    huge block: writing less often as it grows keeps the cost per character flat. Up to
+    `LONG_REPLY` characters it is every `FLUSH_INTERVAL`.
+    """
+    if shown <= LONG_REPLY:
+        return FLUSH_INTERVAL
+    return min(MAX_FLUSH_INTERVAL, FLUSH_INTERVAL * shown / LONG_REPLY)
+
 
 KeyLabel = Callable[[str], str]
 """Maps a binding id to the key the user presses for it (after rebinding)."""
@@ -189,7 +208,12 @@ class MessageView(Widget):
 
     def _styles(self) -> dict[str, Style]:
         return {
-            name.removeprefix("message--"): self.get_component_rich_style(name)
+            # Partial: only what the component sets (colour, weight). A full style would
+            # bake today's background into a cached renderable and the selection
+            # highlight would not show through it.
+            name.removeprefix("message--"): self.get_component_rich_style(
+                name, partial=True
+            )
             for name in _STYLE_NAMES
         }
 
@@ -304,7 +328,7 @@ class ToolCallBlock(Static):
         self._redraw()
 
     def _redraw(self) -> None:
-        get = self.get_component_rich_style
+        get = partial(self.get_component_rich_style, partial=True)
         self.update(
             tool_call_text(
                 self.call,
@@ -334,6 +358,8 @@ class ReplyView(Vertical):
         self._tools_version = -1
         self._stream: MarkdownStream | None = None
         self._flush_pending = False
+        self._flush_timer: Timer | None = None
+        self._drawn: tuple[str, str] | None = None
         self._last_flush = 0.0
         self._stream_closed = False
         self.writes = 0
@@ -392,20 +418,28 @@ class ReplyView(Vertical):
         return clipboard_text(self.state.text)
 
     def _changed(self) -> None:
-        # Called for every event; the write happens at most every FLUSH_INTERVAL, but
+        # Called for every event; the write happens at most every flush_interval, but
         # the first token after a pause goes out at once (first-token latency).
-        if self._flush_pending or self._stream_closed:
+        if self._stream_closed:
+            return
+        if self._flush_pending:
+            if self.state.done and self._flush_timer is not None:
+                # The reply ended: its last words go out now, not at the next tick.
+                self._flush_timer.stop()
+                self._flush_timer = None
+                self.call_later(self.flush)
             return
         self._flush_pending = True
-        wait = FLUSH_INTERVAL - (time.monotonic() - self._last_flush)
-        if wait <= 0:
+        wait = flush_interval(self._shown) - (time.monotonic() - self._last_flush)
+        if wait <= 0 or self.state.done:
             self.call_later(self.flush)
         else:
-            self.set_timer(wait, self.flush)
+            self._flush_timer = self.set_timer(wait, self.flush)
 
     async def flush(self) -> None:
         """Write what arrived since the last flush to the Markdown stream."""
         self._flush_pending = False
+        self._flush_timer = None
         self._last_flush = time.monotonic()
         if self._stream_closed:
             return
@@ -423,8 +457,14 @@ class ReplyView(Vertical):
         self._draw_header()
 
     async def close(self) -> None:
-        """Stop the Markdown stream (before the pane replaces this view)."""
+        """Write the last text, then stop the Markdown stream (before the pane replaces
+        this view); returns once every fragment is in the Markdown widget."""
+        if not self._stream_closed and self._stream is not None:
+            await self.flush()
         self._stream_closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
         self.state.remove_listener(self._changed)
         if self._stream is not None:
             await self._stream.stop()
@@ -444,7 +484,7 @@ class ReplyView(Vertical):
             await box.mount_all(new)
 
     def _draw_header(self) -> None:
-        get = self.get_component_rich_style
+        get = partial(self.get_component_rich_style, partial=True)
         state = self.state
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append("Assistant", get("message--role"))
@@ -457,13 +497,17 @@ class ReplyView(Vertical):
             header.append(
                 " · " + relative_time(started, self._now()), get("message--meta")
             )
-        self.query_one(".reply-header", Static).update(header)
         hint = Text()
         if not state.done:
             hint.append("◐ ", get("message--running"))
             hint.append("writing…", get("message--meta"))
             hint.append("  Esc stops", get("message--meta"))
-        self.query_one(".reply-hint", Static).update(hint)
+        # An update costs a layout pass; most flushes change neither line.
+        key = (header.plain, hint.plain)
+        if key != self._drawn:
+            self._drawn = key
+            self.query_one(".reply-header", Static).update(header)
+            self.query_one(".reply-hint", Static).update(hint)
 
 
 def _safe_cut(text: str) -> int:

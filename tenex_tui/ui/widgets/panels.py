@@ -73,8 +73,14 @@ class ThreadHeader(Static):
 class SidebarTitle(Static):
     """What the sidebar lists: `Threads`, `Archive`, or a filter, with a count."""
 
+    _shown: tuple[bool, str, int | None] | None = None
+
     def show(self, *, archived: bool, query: str, count: int | None) -> None:
-        """Describe the current view."""
+        """Describe the current view (a no-op when nothing changed: this runs on every
+        cursor move, and an update costs a layout pass)."""
+        if self._shown == (archived, query, count):
+            return
+        self._shown = (archived, query, count)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("Archive" if archived else "Threads", "bold")
         if count is not None:

@@ -162,8 +162,16 @@ class VirtualList(ScrollView, can_focus=True):
         return self.render_row(index, line, width, index == self.cursor)
 
     def watch_cursor(self, old: int, new: int) -> None:
+        top = round(self.scroll_y)
         self.scroll_to_cursor()
-        self.refresh()
+        if round(self.scroll_y) == top and old >= 0 and new >= 0:
+            # No scroll: repaint just the two rows that changed (a key press must stay
+            # well under a frame, however long the list).
+            height = self.ROW_HEIGHT
+            self.refresh_lines(old * height, height)
+            self.refresh_lines(new * height, height)
+        else:
+            self.refresh()
         if old != new:
             self.post_message(self.CursorMoved(self, new))
 
