@@ -9,7 +9,8 @@ Everything that touches `sqlite3` directly, apart from the SQL itself, lives her
 - `StoreConnection.write()` is the only way to start a write transaction, and it always
   says `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes fails at once
   with `SQLITE_BUSY_SNAPSHOT` when another connection committed in between, whatever the
-  busy timeout (FACTS.md, test-plan V6).
+  busy timeout (FACTS.md, test-plan V6). It first checks that the path still names the
+  file opened (T10): SQLite would go on writing to an unlinked file.
 - `storage_error` maps SQLite's result codes onto the core storage errors.
 - `DbThread` owns the single connection: sqlite-utils' `Database` must stay on the thread
   that opened it, and the event loop must never run SQL, so one worker thread runs every
@@ -113,6 +114,25 @@ def corrupt_message(path: Path, detail: str) -> str:
     )
 
 
+def removed_message(path: Path) -> str:
+    """What a user sees when the database file vanished under a running engine."""
+    return (
+        f"The database file was removed — new messages would be lost ({path} was "
+        "deleted or moved while tenex-tui was running; nothing more is written to "
+        "it). Export what you need, then restart tenex-tui to create a new database, "
+        "or put the file back first."
+    )
+
+
+def replaced_message(path: Path) -> str:
+    """What a user sees when another file took the database's name."""
+    return (
+        f"The database file was replaced — new messages would be lost ({path} is no "
+        "longer the file this session opened; nothing more is written). Restart "
+        "tenex-tui to open the file now at that path."
+    )
+
+
 def storage_error(exc: sqlite3.Error, path: Path) -> StorageError:
     """Map a sqlite3 error onto the core storage error a user can act on.
 
@@ -212,6 +232,8 @@ class StoreConnection:
     path: Path
     read_only: bool
     """True when the file or its folder cannot be written (or was opened read-only)."""
+    identity: tuple[int, int] | None = None
+    """`(st_dev, st_ino)` of the file when it was opened; None: not checked."""
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -227,11 +249,13 @@ class StoreConnection:
 
         Raises:
             StorageReadOnly: On a read-only connection, before touching the file.
+            StorageError: When the file was removed, moved or replaced (`check_file`).
         """
         if self.read_only:
             raise StorageReadOnly(
                 f"The database {self.path} is read-only; nothing can be changed."
             )
+        self.check_file()
         conn = self.conn
         if durable:
             conn.execute("PRAGMA synchronous=FULL")
@@ -252,6 +276,28 @@ class StoreConnection:
         finally:
             if durable:
                 conn.execute("PRAGMA synchronous=NORMAL")
+
+    def check_file(self) -> None:
+        """Refuse to go on writing when the path no longer names the file we opened.
+
+        SQLite keeps writing to an unlinked file without complaint, and everything
+        written then vanishes when the process exits (test-plan T10). One `stat` of
+        the path (~2 µs) before each write transaction is enough to notice.
+
+        Raises:
+            StorageError: When the file was removed or moved away, or another file
+                now has its name.
+        """
+        if self.identity is None:
+            return
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            raise StorageError(removed_message(self.path)) from None
+        except OSError:
+            return  # unreadable for another reason: SQLite reports its own error
+        if (found.st_dev, found.st_ino) != self.identity:
+            raise StorageError(replaced_message(self.path))
 
     def close(self) -> None:
         """Close the connection (a clean close also checkpoints the WAL)."""
@@ -356,10 +402,17 @@ def open_connection(
                 _check_not_truncated(conn, path)
                 db = sqlite_utils.Database(conn)
                 apply_migrations(db)
+                # The file just opened, for `check_file` before every write.
+                found = os.stat(path)
             except BaseException:
                 conn.close()
                 raise
-            return StoreConnection(db=db, path=path, read_only=False)
+            return StoreConnection(
+                db=db,
+                path=path,
+                read_only=False,
+                identity=(found.st_dev, found.st_ino),
+            )
         except sqlite3.Error as exc:
             error = storage_error(exc, path)
             if not isinstance(error, StorageReadOnly) or not path.exists():
@@ -536,5 +589,7 @@ __all__ = [
     "corrupt_message",
     "filesystem_type",
     "open_connection",
+    "removed_message",
+    "replaced_message",
     "storage_error",
 ]

@@ -3,6 +3,8 @@ isolation, and how documents reach the prompt (thread context and per message)."
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -305,3 +307,30 @@ async def test_common_words_are_ranked_within_a_bounded_window(
     assert len(alone) == 10
     assert {h.doc_id for h in alone} == {d.id for d in new[2:]}
     assert not {h.doc_id for h in alone} & {d.id for d in old}
+
+
+async def test_ranked_chunks_come_in_fts5_rank_order(engine: LocalEngine) -> None:
+    """The ranked query sorts by bm25() itself; the order is FTS5's own `rank`."""
+    rng = random.Random(7)
+    filler = ["north", "south", "east", "west", "river", "hill", "road"]
+    for i in range(30):
+        words = rng.choices(filler, k=rng.randint(4, 40))
+        for _ in range(rng.randint(1, 5)):
+            words.insert(rng.randrange(len(words) + 1), "atlas")
+        await engine.add_knowledge(f"Doc {i}", " ".join(words) + f" {i}.")
+
+    def by_rank() -> list[str]:
+        connection = engine._core.db.connection
+        assert connection is not None
+        rows = connection.conn.execute(
+            "SELECT c.doc_id FROM knowledge_chunks_fts "
+            "JOIN knowledge_chunks c ON c.num = knowledge_chunks_fts.rowid "
+            "WHERE knowledge_chunks_fts MATCH '\"atlas\"' AND c.workspace_id = ? "
+            "ORDER BY rank, c.num LIMIT 10",
+            (engine._scope.workspace_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    expected = await engine._core.db.run(by_rank)
+    hits = await engine.search_knowledge("atlas", limit=10)
+    assert [h.doc_id for h in hits] == expected
