@@ -19,6 +19,7 @@ from tenex_tui.engine.agents import AgentRegistry
 from tenex_tui.engine.clock import Clock
 from tenex_tui.engine.llm import LLMAdapter
 from tenex_tui.engine.replies import LiveReply
+from tenex_tui.engine.reply_checkpoints import CheckpointBatcher
 from tenex_tui.engine.store import Scope, Store
 from tenex_tui.engine.store_db import DbThread
 from tenex_tui.engine.tools import ToolRegistry, builtin_tools
@@ -58,8 +59,14 @@ class EngineCore:
     tools: ToolRegistry = field(default_factory=builtin_tools)
     """The tools replies may run (the agent's list says which)."""
     replies: dict[tuple[str, str], LiveReply] = field(default_factory=dict)
+    checkpoints: CheckpointBatcher | None = None
+    """Writes every live reply's checkpoints in one batch (made with the first reply)."""
     tasks: set[asyncio.Task[object]] = field(default_factory=set)
     start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    start_locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = field(
+        default_factory=dict
+    )
+    """Per-thread start locks with their user counts (`engine_replies`)."""
     warm_started: bool = False
     closed: bool = False
 

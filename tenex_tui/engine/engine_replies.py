@@ -9,6 +9,7 @@ reading its stored events, and ended `interrupted` if that process dies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from tenex_tui.engine.prompt import (
     render_thread_context,
 )
 from tenex_tui.engine.replies import LiveReply
+from tenex_tui.engine.reply_checkpoints import CheckpointBatcher
 from tenex_tui.engine.store_events import parse_event_id
 from tenex_tui.engine.store_replies import ReplyStart, validate_content
 from tenex_tui.engine.tool_loop import ToolSession
@@ -183,7 +185,7 @@ class ReplyOperations(KnowledgeOperations):
                 model=model,
             )
 
-        async for event in self._start_and_follow(start, plan):
+        async for event in self._start_and_follow(thread_id, start, plan):
             yield event
 
     async def regenerate(
@@ -214,18 +216,18 @@ class ReplyOperations(KnowledgeOperations):
                 model=model,
             )
 
-        async for event in self._start_and_follow(start, plan):
+        async for event in self._start_and_follow(thread_id, start, plan):
             yield event
 
     async def _start_and_follow(
-        self, start: Callable[[str], ReplyStart], plan: ReplyPlan
+        self, thread_id: str, start: Callable[[str], ReplyStart], plan: ReplyPlan
     ) -> AsyncIterator[StreamEvent]:
         core = self._core
         if core.closed:
             raise StorageError("The engine is closed.")
         # The start runs as an engine task, shielded: a caller cancelled mid-start
         # still leaves a started reply running, never a `streaming` row nobody owns.
-        outcome = await asyncio.shield(core.spawn(self._start(start, plan)))
+        outcome = await asyncio.shield(core.spawn(self._start(thread_id, start, plan)))
         result, live = outcome
         if live is None:
             async for event in self.stream_events(result.thread_id, result.message.id):
@@ -235,15 +237,18 @@ class ReplyOperations(KnowledgeOperations):
             yield event
 
     async def _start(
-        self, start: Callable[[str], ReplyStart], plan: ReplyPlan
+        self, thread_id: str, start: Callable[[str], ReplyStart], plan: ReplyPlan
     ) -> tuple[ReplyStart, LiveReply | None]:
         core = self._core
         llm = core.llm
         if llm is None:
             raise ModelNotConfigured(NO_MODEL)
-        # One start at a time: a resend with the same request id must find the first
-        # send's reply registered here, not half-started.
-        async with core.start_lock:
+        # One start at a time per thread: a resend with the same request id (same
+        # thread) must find the first send's reply registered here, not half-started.
+        # Starts in different threads run side by side: with one engine-wide lock, a
+        # server starting hundreds of replies at once queued every start behind every
+        # other one's round trip to the DB thread (seconds at 500 streams).
+        async with self._start_lock(thread_id):
             result = await core.db.run(start, core.lock.instance_id)
             if result.existing or result.started is None:
                 return result, None
@@ -253,7 +258,7 @@ class ReplyOperations(KnowledgeOperations):
                 scope=self._scope,
                 started=result.started,
                 writer_id=core.lock.instance_id,
-                checkpoint_interval=core.checkpoint_interval,
+                checkpoints=self._checkpoints(),
                 initial_bytes=len(result.message.content.encode("utf-8")),
                 # A continued reply keeps the envelopes it already has.
                 initial_calls=result.message.tool_calls,
@@ -268,6 +273,31 @@ class ReplyOperations(KnowledgeOperations):
             assert live.task is not None
             live.task.add_done_callback(lambda _task: core.replies.pop(key, None))
             return result, live
+
+    @contextlib.asynccontextmanager
+    async def _start_lock(self, thread_id: str) -> AsyncIterator[None]:
+        locks = self._core.start_locks
+        key = (self._scope.workspace_id, thread_id)
+        entry = locks.get(key)
+        if entry is None:
+            entry = locks[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0 and locks.get(key) is entry:
+                del locks[key]
+
+    def _checkpoints(self) -> CheckpointBatcher:
+        core = self._core
+        if core.checkpoints is None:
+            core.checkpoints = CheckpointBatcher(
+                core.db, core.store, core.checkpoint_interval, core.spawn
+            )
+        return core.checkpoints
 
     async def stream_events(
         self, thread_id: str, message_id: str, *, after: str | None = None

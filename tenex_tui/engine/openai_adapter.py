@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -40,6 +40,7 @@ from tenex_tui.engine.llm import (
     ChatTurn,
     LLMEvent,
     StreamBroken,
+    TextDelta,
     ToolSpec,
 )
 from tenex_tui.engine.openai_stream import (
@@ -80,6 +81,8 @@ class OpenAICompatibleAdapter:
         max_retries: SDK retries before the response starts (never after).
         extra_headers: Headers sent with every request (e.g. for a proxy).
         include_usage: Ask for a final usage chunk (`stream_options.include_usage`).
+        lean_transport: Speak HTTP/1.1 through `openai_transport.StreamingTransport`
+            under the SDK's client (False: the SDK's own httpx2 stack throughout).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class OpenAICompatibleAdapter:
         max_retries: int = 1,
         extra_headers: Mapping[str, str] | None = None,
         include_usage: bool = True,
+        lean_transport: bool = True,
     ) -> None:
         self._base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self._api_key = api_key
@@ -104,6 +108,7 @@ class OpenAICompatibleAdapter:
         self._max_retries = max_retries
         self._extra_headers = dict(extra_headers or {})
         self._include_usage = include_usage
+        self._lean_transport = lean_transport
         self._stream_options_refused = False
         self._client: AsyncOpenAI | None = None
         self._client_lock = asyncio.Lock()
@@ -125,7 +130,12 @@ class OpenAICompatibleAdapter:
     # ------------------------------------------------------------------ lifecycle
 
     async def warm(self) -> None:
-        """Import the SDK and build the HTTP client in a worker thread, once."""
+        """Import the SDK and build the HTTP client in a worker thread, once.
+
+        Also imports what the SDK would otherwise import lazily on the first request,
+        on the event loop: the chat resources (~0.25 s cold), anyio's asyncio backend
+        and the JSON parser. After `warm()` the first send costs what any send costs.
+        """
         await self._ensure_client()
 
     async def aclose(self) -> None:
@@ -144,7 +154,9 @@ class OpenAICompatibleAdapter:
     def _build_client(self) -> AsyncOpenAI:
         import openai
 
-        return openai.AsyncOpenAI(
+        from tenex_tui.engine.openai_transport import streaming_client
+
+        client = openai.AsyncOpenAI(
             base_url=self._base_url,
             api_key=self._api_key.reveal() if self._api_key else LOCAL_API_KEY,
             # Passed explicitly so the SDK never falls back to OPENAI_* variables.
@@ -153,7 +165,10 @@ class OpenAICompatibleAdapter:
             timeout=openai.Timeout(self._timeout, connect=self._connect_timeout),
             max_retries=self._max_retries,
             default_headers=self._extra_headers or None,
+            http_client=streaming_client() if self._lean_transport else None,
         )
+        _preload(client)
+        return client
 
     # ------------------------------------------------------------------ models
 
@@ -226,15 +241,24 @@ class OpenAICompatibleAdapter:
         """Send the request; return the streamed response whose status was 2xx."""
         import openai
 
-        options: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
+        # The body goes in `extra_body`, which the SDK merges over its own fields
+        # ("the second mapping takes precedence"), so `messages` and `tools` skip
+        # the SDK's per-request rewrite against its TypedDicts: ~1-3 ms of event-loop
+        # CPU per request for nothing (our dicts are already wire-shaped), which a
+        # server starting hundreds of replies a second cannot afford.
+        body: dict[str, Any] = {"messages": messages}
         if tools:
-            options["tools"] = tools
+            body["tools"] = tools
         ask_usage = self._include_usage and not self._stream_options_refused
         if ask_usage:
-            options["stream_options"] = {"include_usage": True}
+            body["stream_options"] = {"include_usage": True}
         create = client.chat.completions.with_streaming_response.create
+
+        def request() -> Any:
+            return create(model=model, messages=[], stream=True, extra_body=body)
+
         try:
-            return await stack.enter_async_context(create(**options))
+            return await stack.enter_async_context(request())
         except openai.BadRequestError as exc:
             if not (ask_usage and "stream_options" in _provider_message(exc).lower()):
                 raise self._map_error(exc, model=model) from None
@@ -243,44 +267,63 @@ class OpenAICompatibleAdapter:
         # Older vLLM/LocalAI builds refuse the option: remember, and ask once without it.
         log.info("%s refused stream_options; retrying without usage", self._host())
         self._stream_options_refused = True
-        del options["stream_options"]
+        del body["stream_options"]
         try:
-            return await stack.enter_async_context(create(**options))
+            return await stack.enter_async_context(request())
         except openai.APIError as exc:
             raise self._map_error(exc, model=model) from None
 
     async def _read_events(self, response: Any) -> AsyncIterator[LLMEvent]:
-        """Decode the SSE body into events, mapping every way it can end."""
+        """Decode the SSE body into events, mapping every way it can end.
+
+        The text of every chunk that arrived in one network read is yielded as ONE
+        `TextDelta` (at full speed a read holds dozens of chunks): the engine makes
+        one stored, resumable event per delta, so fewer deltas cost less everywhere
+        downstream while the text stays byte-identical.
+        """
         decoder = SSEDecoder()
         reply = ReplyAssembler()
         chunks = 0
         done = False
         body: AsyncIterator[bytes] = response.iter_bytes().__aiter__()
         broken: tuple[type[BaseException], ...] = (TimeoutError, *_transport_errors())
-        while not done:
-            try:
-                async with asyncio.timeout(self._idle_timeout):
+        stall = _StallWatch(self._idle_timeout)
+        try:
+            while not done:
+                try:
+                    stall.waiting()
                     data = await anext(body)
-            except StopAsyncIteration:
-                for event_name, text in decoder.close():
-                    if text.startswith("[DONE]"):
-                        done = True
-                        break
-                    chunks += 1
-                    for event in self._decode(event_name, text, reply, chunks):
+                    stall.idle()
+                except StopAsyncIteration:
+                    stall.idle()
+                    events, chunks, done, error = self._decode_all(
+                        decoder.close(), reply, chunks
+                    )
+                    for event in events:
                         yield event
-                break
-            except broken as exc:
-                if reply.finish_reason is not None:
-                    break  # The reply was complete; only the usage or [DONE] was lost.
-                raise self._broken(exc, chunks) from None
-            for event_name, text in decoder.feed(data):
-                if text.startswith("[DONE]"):
-                    done = True
+                    if error is not None:
+                        raise error from None
                     break
-                chunks += 1
-                for event in self._decode(event_name, text, reply, chunks):
+                except asyncio.CancelledError:
+                    if stall.timed_out():
+                        if reply.finish_reason is not None:
+                            break  # Complete; only the usage or [DONE] was lost.
+                        raise self._broken(TimeoutError(), chunks) from None
+                    raise
+                except broken as exc:
+                    stall.idle()
+                    if reply.finish_reason is not None:
+                        break  # The reply was complete; only the usage or [DONE] was lost.
+                    raise self._broken(exc, chunks) from None
+                events, chunks, done, error = self._decode_all(
+                    decoder.feed(data), reply, chunks
+                )
+                for event in events:
                     yield event
+                if error is not None:
+                    raise error
+        finally:
+            stall.close()
         if done:
             await _drain(body)
         elif reply.finish_reason is None:
@@ -291,9 +334,53 @@ class OpenAICompatibleAdapter:
             )
         yield reply.finished()
 
-    def _decode(
-        self, event_name: str, text: str, reply: ReplyAssembler, chunks: int
-    ) -> Iterator[LLMEvent]:
+    def _decode_all(
+        self, pairs: list[tuple[str, str]], reply: ReplyAssembler, chunks: int
+    ) -> tuple[list[LLMEvent], int, bool, ModelError | None]:
+        """Decode one read's SSE events; consecutive text is merged into one delta.
+
+        Returns:
+            The events, the chunk count so far, whether `[DONE]` came, and the error
+            a chunk carried (raised by the caller after the events before it).
+        """
+        events: list[LLMEvent] = []
+        text: list[str] = []
+        done = False
+        error: ModelError | None = None
+        try:
+            for event_name, data in pairs:
+                if data.startswith("[DONE]"):
+                    done = True
+                    break
+                chunks += 1
+                chunk = self._chunk(event_name, data, chunks)
+                if chunk is None:
+                    continue
+                plain = reply.feed_text(chunk)
+                if plain is not None:
+                    if plain:
+                        text.append(plain)
+                    continue
+                for event in reply.feed(chunk):
+                    if type(event) is TextDelta:
+                        text.append(event.text)
+                        continue
+                    if text:
+                        events.append(TextDelta("".join(text)))
+                        text = []
+                    events.append(event)
+        except ModelError as exc:
+            error = exc
+        if text:
+            events.append(TextDelta("".join(text)))
+        return events, chunks, done, error
+
+    def _chunk(self, event_name: str, text: str, chunks: int) -> dict[str, Any] | None:
+        """One SSE event's chunk object (None: skipped, logged).
+
+        Raises:
+            ModelError: When the chunk is an error object or an `error` event.
+        """
         try:
             chunk = JSON.decode(text)
         except ValueError as exc:
@@ -304,15 +391,15 @@ class OpenAICompatibleAdapter:
                 exc,
                 self._redact(text[:LOG_PAYLOAD]),
             )
-            return iter(())
+            return None
         if not isinstance(chunk, dict):
             log.warning("skipped chunk %d from %s, not an object", chunks, self._host())
-            return iter(())
+            return None
         error = chunk.get("error")
         if error or event_name == "error":
             detail = error_detail(error if error else chunk) or "no details given"
             raise ModelError(self._redact(f"the model failed mid-reply: {detail}"))
-        return reply.feed(chunk)
+        return chunk
 
     async def _read_whole(self, response: Any) -> AsyncIterator[LLMEvent]:
         broken: tuple[type[BaseException], ...] = (TimeoutError, *_transport_errors())
@@ -505,6 +592,136 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(
         exc, TimeoutError | httpx2.TimeoutException | openai.APITimeoutError
     )
+
+
+_SAMPLE_BODY: dict[str, Any] = {
+    "model": "m",
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "messages": [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "r"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "f",
+                "description": "d",
+                "parameters": {"type": "object"},
+            },
+        }
+    ],
+}
+"""A request body of every shape the adapter sends, to warm the SDK's caches."""
+
+
+class _StallWatch:
+    """The idle timeout of a streamed body, without a timer per read.
+
+    `asyncio.timeout` around every read schedules and cancels a timer handle per
+    chunk, thousands per second on a busy server. This arms one timer per idle
+    period instead: when it fires it checks whether the current wait really has
+    lasted `seconds`, and re-arms for the remainder otherwise. Only a wait that did
+    last that long cancels the task, and `timed_out()` tells that cancel apart from
+    any other (the same bookkeeping as `asyncio.Timeout`).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._seconds = seconds
+        self._since = self._loop.time()
+        self._waiting = False
+        self._expired = False
+        self._handle: asyncio.TimerHandle | None = self._loop.call_at(
+            self._since + seconds, self._fire
+        )
+
+    def waiting(self) -> None:
+        """A read starts now (in the task that will be cancelled if it stalls)."""
+        task = asyncio.current_task()
+        if task is not self._task and task is not None:
+            self._task, self._cancelling = task, task.cancelling()
+        self._since = self._loop.time()
+        self._waiting = True
+
+    def idle(self) -> None:
+        """The read ended (data, end of body or error)."""
+        self._waiting = False
+
+    def timed_out(self) -> bool:
+        """Whether the CancelledError being handled is this watch's (uncancels it)."""
+        if not self._expired:
+            return False
+        self._expired = False
+        return self._task.uncancel() <= self._cancelling
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        due = self._since + self._seconds
+        if not self._waiting or now < due:
+            # Still inside the idle period (or between reads): look again later.
+            later = due if self._waiting else now + self._seconds
+            self._handle = self._loop.call_at(later, self._fire)
+            return
+        self._handle = None
+        self._expired = True
+        self._task.cancel()
+
+
+def _preload(client: AsyncOpenAI) -> None:
+    """Import, off the event loop, what the first request would import on it.
+
+    The SDK builds `client.chat` (importing every chat resource module) on first
+    access, and anyio loads its asyncio backend when the first connection opens:
+    ~0.25 s of imports that would otherwise land on the loop inside the first send
+    (measured by the benchmarks' "first message after start-up"). Best effort: a
+    module that moved in a later SDK is simply imported when it is first used.
+    """
+    import importlib
+
+    with contextlib.suppress(Exception):
+        # Touching the property chain builds (and caches) the resource objects.
+        _ = client.chat.completions.with_streaming_response.create
+        _ = client.models.list
+    with contextlib.suppress(Exception):
+        # The SDK rewrites every request body against its TypedDicts; the first time
+        # it resolves their type hints (~20 ms, cached after). Do that here.
+        from openai._utils import maybe_transform
+        from openai.types.chat import completion_create_params
+
+        maybe_transform(_SAMPLE_BODY, completion_create_params.CompletionCreateParams)
+    for name in (
+        "anyio._backends._asyncio",
+        "anyio.streams.memory",
+        "anyio.streams.stapled",
+        "jiter",
+        "httpcore2._async.http11",
+        "httpcore2._backends.anyio",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:

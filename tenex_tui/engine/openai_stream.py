@@ -116,6 +116,32 @@ class ReplyAssembler:
     has_output: bool = False
     _saw_tool_calls: bool = False
 
+    def feed_text(self, chunk: Mapping[str, Any]) -> str | None:
+        """The text of a plain text chunk, the common case, taken in one step.
+
+        A chunk with exactly one choice (index 0, no finish reason) whose delta holds
+        only `content` (and perhaps `role`), and no usage, adds its text and nothing
+        else. Any other chunk returns None, untouched: give it to `feed`. This skips
+        `feed`'s generator and checks for the thousands of text chunks of a reply.
+        """
+        choices = chunk.get("choices")
+        if type(choices) is not list or len(choices) != 1 or chunk.get("usage"):
+            return None
+        choice = choices[0]
+        if type(choice) is not dict or choice.get("finish_reason"):
+            return None
+        delta = choice.get("delta")
+        if type(delta) is not dict or choice.get("index", 0) != 0:
+            return None
+        content = delta.get("content")
+        if type(content) is not str or len(delta) > 2:
+            return None
+        if len(delta) == 2 and "role" not in delta:
+            return None
+        if content:
+            self.has_output = True
+        return content
+
     def feed(self, chunk: Mapping[str, Any]) -> Iterator[LLMEvent]:
         usage = chunk.get("usage")
         if isinstance(usage, dict):

@@ -15,6 +15,7 @@ query string (a URL ends up in logs and browser history).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -22,6 +23,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from tenex_tui.core.errors import Unauthorized
@@ -182,6 +184,7 @@ class Authenticator:
         self._ttl = revocation_ttl
         self._monotonic = monotonic
         self._checked: dict[str, tuple[float, bool]] = {}
+        self._asking: dict[str, asyncio.Future[ApiKeyLike | None]] = {}
 
     async def authenticate(self, header: str | None) -> AuthScope:
         """Check a request's header against the store.
@@ -208,6 +211,18 @@ class Authenticator:
             key_prefix=record.prefix,
         )
 
+    def cached_validity(self, scope: AuthScope) -> bool | None:
+        """`still_valid`'s answer while it is fresh, without awaiting (None: ask).
+
+        A stream asks before every event; at thousands of events a second the
+        coroutine of `still_valid` alone is measurable, and its answer is cached
+        for `revocation_ttl` seconds anyway.
+        """
+        cached = self._checked.get(scope.key_prefix)
+        if cached is not None and self._monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        return None
+
     async def still_valid(self, scope: AuthScope) -> bool:
         """Whether the key of an open stream is still valid (not revoked, T61).
 
@@ -218,7 +233,15 @@ class Authenticator:
         cached = self._checked.get(scope.key_prefix)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        record = await self._store.find_api_key(scope.key_prefix)
+        # One lookup per key at a time: when the cache expires, the hundreds of
+        # streams on that key wait for the same answer instead of each asking.
+        asking = self._asking.get(scope.key_prefix)
+        if asking is None:
+            asking = asyncio.ensure_future(self._store.find_api_key(scope.key_prefix))
+            self._asking[scope.key_prefix] = asking
+            asking.add_done_callback(partial(self._lookup_done, scope.key_prefix))
+        # Shielded: one waiter leaving must not cancel the others' lookup.
+        record = await asyncio.shield(asking)
         valid = (
             record is not None
             and record.revoked_at is None
@@ -227,3 +250,11 @@ class Authenticator:
         )
         self._checked[scope.key_prefix] = (now, valid)
         return valid
+
+    def _lookup_done(
+        self, prefix: str, done: asyncio.Future[ApiKeyLike | None]
+    ) -> None:
+        if self._asking.get(prefix) is done:
+            del self._asking[prefix]
+        if not done.cancelled():
+            done.exception()  # Retrieved here; each waiter gets it from the shield.

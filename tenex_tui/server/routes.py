@@ -53,6 +53,7 @@ from tenex_tui.server.routes_knowledge import knowledge_routes
 from tenex_tui.server.routes_sync import SYNC_LIMIT_HELP, sync_messages, sync_threads
 from tenex_tui.server.streaming import (
     Started,
+    StreamRegistry,
     collect,
     json_response,
     sse_response,
@@ -99,6 +100,8 @@ class ServerState:
     authenticator: Authenticator
     config: ServerConfig
     gate: IdempotencyGate = field(default_factory=IdempotencyGate)
+    streams: StreamRegistry = field(default_factory=StreamRegistry)
+    """The open SSE streams (a shutdown ends them)."""
 
 
 @dataclass
@@ -120,6 +123,20 @@ class RequestContext:
     async def still_valid(self) -> bool:
         """Whether the request's key still holds (asked during streams)."""
         return await self.state.authenticator.still_valid(self.scope)
+
+    def valid_now(self) -> bool | None:
+        """`still_valid` from its cache, without awaiting (None: ask)."""
+        return self.state.authenticator.cached_validity(self.scope)
+
+    def event_stream(self, started: Started) -> Response:
+        """Serve a started stream as SSE, with this request's key checks."""
+        return sse_response(
+            started,
+            ping_interval=self.state.config.ping_interval,
+            still_valid=self.still_valid,
+            valid_now=self.valid_now,
+            registry=self.state.streams,
+        )
 
 
 Handler = Callable[[RequestContext], Awaitable[Response]]
@@ -258,11 +275,7 @@ async def _reply(
     if started.exhausted:
         return Response(status_code=204)
     if accepts_event_stream(ctx.request):
-        response = sse_response(
-            started,
-            ping_interval=ctx.state.config.ping_interval,
-            still_valid=ctx.still_valid,
-        )
+        response = ctx.event_stream(started)
         if replay is not None:
             response.headers["Idempotent-Replayed"] = "true"
         return response
@@ -458,11 +471,7 @@ async def stream_events(ctx: RequestContext) -> Response:
         # A HEAD never reads the stream: detach now rather than leave a follower.
         await started.aclose()
         return Response(status_code=200, media_type="text/event-stream")
-    return sse_response(
-        started,
-        ping_interval=ctx.state.config.ping_interval,
-        still_valid=ctx.still_valid,
-    )
+    return ctx.event_stream(started)
 
 
 async def cancel_message(ctx: RequestContext) -> Response:

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 
 from tenex_tui.server.auth import AuthScope, KeyStore
 from tenex_tui.server.routes import BackendProvider, ServedBackend
+from tenex_tui.server.streaming import StreamRegistry
 
 log = logging.getLogger("tenex_tui.server")
 
@@ -74,8 +75,16 @@ def exposure_warning(host: str, *, tls: bool) -> str | None:
     )
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """Bind and listen on `host:port` (port 0: any free port).
+
+    Args:
+        host: The address.
+        port: The port (0: any free one).
+        reuse_port: Set `SO_REUSEPORT`, so the workers of `serve --workers` each
+            listen on their own socket of one port and the kernel spreads new
+            connections evenly (one shared socket lets whichever loop wakes first
+            accept a whole burst).
 
     Raises:
         OSError: When the address is in use or cannot be bound.
@@ -87,6 +96,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host.strip("[]"), port))
         sock.listen(2048)
         sock.setblocking(False)
@@ -97,11 +108,28 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, optionally without its signal handlers (for tests)."""
+    """uvicorn's server, optionally without its signal handlers (for tests).
 
-    def __init__(self, config: uvicorn.Config, *, signals: bool) -> None:
+    On shutdown it first ends the app's open SSE streams (`StreamRegistry`): uvicorn
+    would otherwise wait its whole graceful timeout for streams that never end by
+    themselves, then cut them without the final chunk.
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        signals: bool,
+        streams: StreamRegistry | None = None,
+    ) -> None:
         super().__init__(config)
         self._signals = signals
+        self._streams = streams
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._streams is not None:
+            self._streams.close_all()
+        await super().shutdown(sockets=sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -129,6 +157,13 @@ def _config(
         timeout_graceful_shutdown=max(1, int(graceful_timeout)),
         server_header=False,
     )
+
+
+def _streams_of(app: ASGIApp) -> StreamRegistry | None:
+    """The open-stream registry of an app made by `api.create_app` (else None)."""
+    state = getattr(getattr(app, "state", None), "server", None)
+    streams = getattr(state, "streams", None)
+    return streams if isinstance(streams, StreamRegistry) else None
 
 
 @dataclass
@@ -179,7 +214,7 @@ async def start_server(
     config = _config(
         app, tls_cert=tls_cert, tls_key=tls_key, graceful_timeout=graceful_timeout
     )
-    server = _Server(config, signals=False)
+    server = _Server(config, signals=False, streams=_streams_of(app))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     return RunningServer(
         host=host,
@@ -190,6 +225,24 @@ async def start_server(
     )
 
 
+def announce(
+    host: str, sock: socket.socket, *, tls: bool, out: TextIO, workers: int = 1
+) -> None:
+    """Print where `serve` listens (and the warning for a non-loopback address)."""
+    warning = exposure_warning(host, tls=tls)
+    if warning:
+        out.write(warning + "\n")
+    bound_port = int(sock.getsockname()[1])
+    scheme = "https" if tls else "http"
+    shown = f"[{host}]" if ":" in host else host
+    processes = f" in {workers} processes" if workers > 1 else ""
+    out.write(
+        f"tenex-tui: serving {scheme}://{shown}:{bound_port}/api/v1/chat "
+        f"(OpenAPI: /api/v1/openapi.json){processes}; Ctrl+C stops\n"
+    )
+    out.flush()
+
+
 async def serve_forever(
     app: ASGIApp,
     *,
@@ -198,27 +251,29 @@ async def serve_forever(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     out: TextIO | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve until Ctrl+C or SIGTERM (`tenex-tui serve`).
+
+    Args:
+        app: The ASGI app.
+        host: The address to bind (and to show).
+        port: The port to bind.
+        tls_cert: TLS certificate (PEM), with `tls_key`.
+        tls_key: TLS private key (PEM).
+        out: Where the address is printed (stderr by default).
+        sock: A socket already bound and announced (a worker of `serve --workers`);
+            `host` and `port` are then not bound again and nothing is printed.
 
     Raises:
         OSError: When the address cannot be bound.
     """
     out = out if out is not None else sys.stderr
-    warning = exposure_warning(host, tls=bool(tls_cert))
-    if warning:
-        out.write(warning + "\n")
-    sock = bind_socket(host, port)
-    bound_port = int(sock.getsockname()[1])
-    scheme = "https" if tls_cert else "http"
-    shown = f"[{host}]" if ":" in host else host
-    out.write(
-        f"tenex-tui: serving {scheme}://{shown}:{bound_port}/api/v1/chat "
-        f"(OpenAPI: /api/v1/openapi.json); Ctrl+C stops\n"
-    )
-    out.flush()
+    if sock is None:
+        sock = bind_socket(host, port)
+        announce(host, sock, tls=bool(tls_cert), out=out)
     config = _config(app, tls_cert=tls_cert, tls_key=tls_key, graceful_timeout=5.0)
-    server = _Server(config, signals=True)
+    server = _Server(config, signals=True, streams=_streams_of(app))
     await server.serve(sockets=[sock])
 
 

@@ -7,24 +7,32 @@ short time only, so a resume of a reply that is quiet right now still gets its h
 (and keep-alive pings) promptly.
 
 On the wire every event is `id: <event id>`, `event: <type>`, `data: <json>`, with a
-`: ping` comment every `ping_interval` seconds. When the client goes away the iterator is
-closed, which only *detaches* it: the engine keeps generating (DESIGN.md §3). A key revoked
-while its stream is open ends the stream at the next event with an `error` event carrying
-the 401 envelope (T61).
+`: ping` comment after every `ping_interval` seconds without an event. When the client goes
+away the iterator is closed, which only *detaches* it: the engine keeps generating
+(DESIGN.md §3). A key revoked while its stream is open ends the stream at the next event
+with an `error` event carrying the 401 envelope (T61). When the server shuts down, every
+open stream ends cleanly (the client resumes elsewhere with `Last-Event-ID`).
+
+`EventStream` is this module's own lean SSE response rather than sse-starlette's: a busy
+server sends thousands of events a second, and sse-starlette spends per event a
+`ServerSentEvent` object, a line split of the data, an anyio cancel scope around the send
+and a debug log call. Here an event is one formatted byte string and one `send`; pings
+and shutdown cost a timer per stream, not work per event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from tenex_tui.core.errors import TenexError, Unauthorized
 from tenex_tui.core.events import StreamEvent
@@ -34,8 +42,34 @@ from tenex_tui.server.auth import UNAUTHORIZED_MESSAGE
 log = logging.getLogger("tenex_tui.server")
 
 _END = object()
-SEP = "\n"
-"""Line separator on the wire (LF: the shortest form every SSE reader accepts)."""
+PING = b": ping\n\n"
+"""The keep-alive comment (LF line ends: the shortest form every SSE reader accepts)."""
+
+
+@dataclass
+class StreamRegistry:
+    """The open SSE streams of one app, so a shutdown can end them all at once."""
+
+    _closers: set[Callable[[], None]] = field(default_factory=set)
+    closing: bool = False
+    """True once `close_all` ran: streams opened later end at once."""
+
+    def add(self, closer: Callable[[], None]) -> None:
+        """Call `closer` when the server shuts down."""
+        self._closers.add(closer)
+
+    def discard(self, closer: Callable[[], None]) -> None:
+        """Forget a stream that ended."""
+        self._closers.discard(closer)
+
+    def close_all(self) -> None:
+        """End every open stream (the server is shutting down)."""
+        self.closing = True
+        for closer in list(self._closers):
+            closer()
+
+    def __len__(self) -> int:
+        return len(self._closers)
 
 
 @dataclass
@@ -105,12 +139,160 @@ async def _next(started: Started) -> StreamEvent | object:
         return _END
 
 
-def _error_event(error: TenexError) -> ServerSentEvent:
-    return ServerSentEvent(
-        data=json.dumps(error.to_wire(), separators=(",", ":")),
-        event="error",
-        sep=SEP,
-    )
+def event_frame(event: StreamEvent) -> bytes:
+    """One event as SSE bytes: `id:`, `event:` and one `data:` line of compact JSON.
+
+    Compact JSON never holds a raw line break, and ids and types are the engine's own
+    (no CR/LF), so no line needs splitting.
+    """
+    return f"id: {event.id}\nevent: {event.type}\ndata: {event.to_json()}\n\n".encode()
+
+
+def _error_frame(error: TenexError) -> bytes:
+    data = json.dumps(error.to_wire(), separators=(",", ":"))
+    return f"event: error\ndata: {data}\n\n".encode()
+
+
+class EventStream(Response):
+    """A `text/event-stream` response that sends the frames of an async iterator.
+
+    Args:
+        frames: The encoded events; closed (detaching from the backend) when the
+            client goes away or the server shuts down.
+        ping_interval: Seconds without a frame before a `: ping` comment (0: never).
+        registry: Where shutdown finds the stream.
+        headers: Extra headers.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        *,
+        ping_interval: float,
+        registry: StreamRegistry | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self._frames = frames
+        self._ping_interval = ping_interval
+        self._registry = registry
+        self._last_send = 0.0
+        self._ping_task: asyncio.Task[None] | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ended = False
+        self.init_headers(
+            {
+                "Cache-Control": "no-store",
+                "Connection": "keep-alive",
+                # nginx buffers proxied responses unless told not to.
+                "X-Accel-Buffering": "no",
+                **(headers or {}),
+            }
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the head, then every frame until the end, a disconnect or shutdown."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+            }
+        )
+        if scope.get("method") == "HEAD":
+            await self._close_frames()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        loop = asyncio.get_running_loop()
+        self._last_send = loop.time()
+        pump = loop.create_task(self._pump(send))
+        listener = loop.create_task(_wait_for_disconnect(receive))
+        self._arm_ping(loop, send)
+        registry = self._registry
+
+        def close() -> None:
+            pump.cancel()
+
+        if registry is not None:
+            if registry.closing:
+                pump.cancel()
+            registry.add(close)
+        disconnected = False
+        try:
+            done, _ = await asyncio.wait(
+                {pump, listener}, return_when=asyncio.FIRST_COMPLETED
+            )
+            disconnected = listener in done
+        finally:
+            self._ended = True
+            if registry is not None:
+                registry.discard(close)
+            if self._ping_timer is not None:
+                self._ping_timer.cancel()
+            for task in (pump, listener, self._ping_task):
+                if task is not None and not task.done():
+                    task.cancel()
+            await asyncio.gather(pump, listener, return_exceptions=True)
+            if self._ping_task is not None:
+                await asyncio.gather(self._ping_task, return_exceptions=True)
+        error = pump.exception() if pump.done() and not pump.cancelled() else None
+        if error is not None:
+            raise error
+        if not disconnected:
+            # The end of the reply, or a shutdown: end the chunked body cleanly.
+            with contextlib.suppress(OSError):
+                await send(
+                    {"type": "http.response.body", "body": b"", "more_body": False}
+                )
+
+    async def _pump(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for frame in self._frames:
+                self._last_send = loop.time()
+                await send(
+                    {"type": "http.response.body", "body": frame, "more_body": True}
+                )
+        finally:
+            await self._close_frames()
+
+    async def _close_frames(self) -> None:
+        closer = getattr(self._frames, "aclose", None)
+        if closer is not None:
+            with anyio.move_on_after(5, shield=True):
+                await closer()
+
+    def _arm_ping(self, loop: asyncio.AbstractEventLoop, send: Send) -> None:
+        """One timer per stream: it pings only after `ping_interval` without a frame."""
+        interval = self._ping_interval
+        if interval <= 0:
+            return
+
+        def due() -> None:
+            if self._ended:
+                return
+            idle = loop.time() - self._last_send
+            if idle >= interval and (self._ping_task is None or self._ping_task.done()):
+                self._last_send = loop.time()
+                self._ping_task = loop.create_task(self._send_ping(send))
+                idle = 0.0
+            self._ping_timer = loop.call_later(max(interval - idle, 0.01), due)
+
+        self._ping_timer = loop.call_later(interval, due)
+
+    async def _send_ping(self, send: Send) -> None:
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": PING, "more_body": True})
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
 
 
 def sse_response(
@@ -118,43 +300,44 @@ def sse_response(
     *,
     ping_interval: float,
     still_valid: Callable[[], Awaitable[bool]],
+    valid_now: Callable[[], bool | None] | None = None,
+    registry: StreamRegistry | None = None,
 ) -> Response:
     """Serve a started stream as Server-Sent Events.
 
     Args:
         started: The stream, first step taken.
-        ping_interval: Seconds between keep-alive comments (0: none).
+        ping_interval: Seconds without an event before a keep-alive comment (0: none).
         still_valid: Asked before every event; False ends the stream with a 401 event.
+        valid_now: The cached answer of `still_valid` when it is fresh (None: ask),
+            so most events skip a coroutine.
+        registry: The app's open streams (shutdown ends them).
 
     Returns:
         The streaming response.
     """
 
-    async def body() -> AsyncIterator[ServerSentEvent]:
+    async def frames() -> AsyncIterator[bytes]:
         try:
             while True:
                 item = await _next(started)
                 if not isinstance(item, StreamEvent):
                     return
-                if not await still_valid():
-                    yield _error_event(Unauthorized(UNAUTHORIZED_MESSAGE))
+                valid = valid_now() if valid_now is not None else None
+                if valid is None:
+                    valid = await still_valid()
+                if not valid:
+                    yield _error_frame(Unauthorized(UNAUTHORIZED_MESSAGE))
                     return
-                yield ServerSentEvent(
-                    data=item.to_json(), event=item.type, id=item.id, sep=SEP
-                )
+                yield event_frame(item)
                 if item.terminal:
                     return
         except TenexError as exc:
-            yield _error_event(exc)
+            yield _error_frame(exc)
         finally:
             await started.aclose()
 
-    return EventSourceResponse(
-        body(),
-        ping=ping_interval,
-        sep=SEP,
-        headers={"Cache-Control": "no-store"},
-    )
+    return EventStream(frames(), ping_interval=ping_interval, registry=registry)
 
 
 async def collect(started: Started) -> tuple[Message | None, Message | None]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from textual.binding import Binding, BindingType
 
 from tenex_tui.ui.screens.help import HelpSection, KeyRow
+from tenex_tui.ui.widgets.attachment_chips import AttachmentChips
 from tenex_tui.ui.widgets.composer import Composer
 from tenex_tui.ui.widgets.message_pane import MessagePane
 from tenex_tui.ui.widgets.thread_list import ThreadList
@@ -29,7 +30,7 @@ def binding_areas(
     return [
         ("Threads (sidebar)", _bindings([*ThreadList.BINDINGS, *VirtualList.BINDINGS])),
         ("Messages", _bindings(MessagePane.BINDINGS)),
-        ("Composer", _bindings(Composer.BINDINGS)),
+        ("Composer", _bindings([*Composer.BINDINGS, *AttachmentChips.BINDINGS])),
         ("Everywhere", _bindings([*screen_bindings, *app_bindings])),
     ]
 

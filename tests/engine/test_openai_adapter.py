@@ -94,12 +94,10 @@ async def test_text_reply_streams_deltas_then_one_finished_with_usage(
 
     events = await collect(make_adapter())
 
-    assert [e.text for e in events if isinstance(e, TextDelta)] == [
-        "The ",
-        "sky ",
-        "is ",
-        "blue.",
-    ]
+    # Chunks that arrive together are merged into one delta (test_stream_throughput).
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    assert "".join(deltas) == "The sky is blue."
+    assert 1 <= len(deltas) <= 4
     end = finished(events)
     assert end.finish_reason == "stop"
     assert end.usage == Usage(prompt_tokens=12, completion_tokens=4)

@@ -170,7 +170,7 @@ async def test_cancel_from_another_process_stops_the_writer(
     db_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("tenex_tui.engine.replies.CANCEL_CHECK_SECONDS", 0.02)
+    monkeypatch.setattr("tenex_tui.engine.reply_checkpoints.CANCEL_CHECK_SECONDS", 0.02)
     thread = await engine.create_thread()
     reply = llm.enqueue("kept", "dropped", hold_at=(1,))
     stream = engine.send_message(thread.id, "go")

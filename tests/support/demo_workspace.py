@@ -10,6 +10,10 @@ What it holds (newest first in the sidebar):
 - a thread with a tool call (`search_knowledge`) and an unread reply;
 - a stopped reply, an interrupted reply, and a failed reply;
 - a dozen ordinary threads over the past days, and three archived ones.
+
+With `extras=True` (the screenshots, and the snapshots of the features that need them)
+it also holds brand-knowledge documents, four leads, and two threads bound to agents,
+one of them with a file, a document and a lead attached to its message.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
+from tenex_tui.core.backend import ChatBackend
 from tenex_tui.core.errors import ModelUnavailable
 from tenex_tui.core.events import StreamEvent
+from tenex_tui.core.payloads import AttachmentInput
+from tenex_tui.core.secrets import Secret
 from tenex_tui.engine.clock import FixedClock
 from tenex_tui.engine.engine import LocalEngine
 from tenex_tui.engine.llm import StreamBroken
@@ -134,6 +141,14 @@ class DemoWorkspace:
     """Ordinary threads."""
     archived: list[str] = field(default_factory=list)
     """Archived threads."""
+    triage: str = ""
+    """(extras) Bound to the lead-triage agent; its message carries attachments."""
+    launch: str = ""
+    """(extras) Bound to the brand-writer agent."""
+    docs: list[str] = field(default_factory=list)
+    """(extras) Knowledge document ids, newest last."""
+    leads: list[str] = field(default_factory=list)
+    """(extras) Lead ids, in import order."""
 
 
 def demo_clock() -> FixedClock:
@@ -267,6 +282,139 @@ async def build_demo(
     return demo
 
 
+KNOWLEDGE_DOCS = [
+    (
+        "Brand voice guide",
+        "text/markdown",
+        "brand/voice.md",
+        "# Brand voice\n\nWe sound like a sharp colleague, not a brochure. Short "
+        "sentences. Concrete numbers. No exclamation marks.\n\n## Words we use\n\n"
+        "- follow-up, pipeline, reply rate\n- 'you' more than 'we'\n",
+    ),
+    (
+        "Pricing FAQ",
+        "text/markdown",
+        "sales/pricing-faq.md",
+        "# Pricing FAQ\n\nStarter is $12 per seat, Team $29 (three seats minimum), "
+        "Scale on request. Annual plans get two months free. Pilots run 30 or 60 days "
+        "and convert at the Team price.\n",
+    ),
+    (
+        "Ideal customer profile",
+        "text/plain",
+        "sales/icp.txt",
+        "Mid-market B2B software companies, 50 to 500 employees, an outbound team of "
+        "5 or more reps, a CRM in place, and a sales cycle under 90 days.",
+    ),
+]
+
+LEADS = [
+    {
+        "name": "Dana Whitfield",
+        "company": "Acme Corp",
+        "title": "VP Sales",
+        "email": "dana@acme.example",
+        "stage": "demo done",
+        "seats": 25,
+    },
+    {
+        "name": "Lee Park",
+        "company": "Initech",
+        "title": "Head of RevOps",
+        "email": "lee@initech.example",
+        "stage": "inbound",
+        "seats": 8,
+    },
+    {
+        "name": "Priya Nair",
+        "company": "Umbrella",
+        "title": "Sales Director",
+        "email": "priya@umbrella.example",
+        "stage": "discovery",
+        "seats": 60,
+    },
+    {
+        "name": "Marco Rossi",
+        "company": "Hooli",
+        "title": "Founder",
+        "email": "marco@hooli.example",
+        "stage": "inbound",
+        "seats": 3,
+    },
+]
+
+CALL_NOTES = """# Call notes — Acme Corp, Jan 13
+
+- 25 reps, HubSpot, replies handled by hand today
+- Dana wants the pilot before the March kickoff
+- Security review needs the SOC 2 report
+"""
+
+TRIAGE_REPLY = """**Fit: strong.** Acme Corp matches the ideal customer profile: 25 reps, a
+CRM in place, a short cycle.
+
+- **Urgency:** high — Dana wants the pilot before the March kickoff.
+- **Offer:** the 60-day pilot with the CRM sync, then Team at $29 per seat.
+- **Next step:** send the SOC 2 report today and propose Thursday 10:00.
+"""
+
+LAUNCH_REPLY = """Subject: Your follow-ups, written before you ask
+
+You close deals in the follow-up, not the demo. Our new drafts land in your inbox
+minutes after each call, in your words, ready to send.
+"""
+
+
+async def build_extras(
+    engine: LocalEngine, llm: ScriptedLLM, clock: FixedClock, demo: DemoWorkspace
+) -> None:
+    """Add knowledge, leads and agent-bound threads (after `build_demo`)."""
+    for title, media_type, source, text in KNOWLEDGE_DOCS:
+        doc = await engine.add_knowledge(
+            title, text, media_type=media_type, source=source
+        )
+        demo.docs.append(doc.id)
+    leads = await engine.import_leads(LEADS)
+    demo.leads = [lead.id for lead in leads]
+    clock.advance(timedelta(minutes=5))
+
+    launch = await engine.create_thread(
+        title="Launch email in our voice", agent="brand-writer"
+    )
+    llm.enqueue(*_chunks(LAUNCH_REPLY))
+    await _drain(engine.send_message(launch.id, "Write the launch email for Drafts"))
+    await engine.mark_read(launch.id)
+    demo.launch = launch.id
+    clock.advance(timedelta(minutes=3))
+
+    triage = await engine.create_thread(
+        title="Triage: Dana Whitfield (Acme Corp)", agent="lead-triage"
+    )
+    notes = AttachmentInput(
+        name="call-notes.md",
+        media_type="text/markdown",
+        size=len(CALL_NOTES.encode()),
+        text=CALL_NOTES,
+    )
+    llm.enqueue(
+        ToolFragment(0, "call_lead_1", "get_lead", f'{{"lead_id": "{leads[0].id}"}}'),
+    )
+    continuation = llm.enqueue(*_chunks(TRIAGE_REPLY))
+    await _drain(
+        engine.send_message(
+            triage.id,
+            "Triage this lead with my call notes.",
+            attachments=[notes],
+            knowledge=[demo.docs[1]],
+            lead=leads[0].id,
+        )
+    )
+    if continuation in llm.replies:  # an engine that does not run tools
+        llm.replies.remove(continuation)
+    await engine.mark_read(triage.id)
+    demo.triage = triage.id
+
+
 @dataclass
 class DemoApp:
     """What a demo app's factory built, filled in once the app opened it."""
@@ -280,7 +428,7 @@ class DemoApp:
 
 
 def demo_factory(
-    path: Path, *, with_model: bool = True, empty: bool = False
+    path: Path, *, with_model: bool = True, empty: bool = False, extras: bool = False
 ) -> tuple[Callable[[], Awaitable[LocalEngine]], DemoApp]:
     """A backend factory that opens a fresh engine on `path` and builds the demo.
 
@@ -291,6 +439,7 @@ def demo_factory(
         path: Where the database goes (a fresh file).
         with_model: False to open the engine without a model (the no-model panel).
         empty: True for an empty workspace.
+        extras: Also add knowledge, leads and agent-bound threads (`build_extras`).
     """
     holder = DemoApp()
 
@@ -298,6 +447,8 @@ def demo_factory(
         engine, llm, clock = await open_demo_engine(path)
         if not empty:
             holder.demo = await build_demo(engine, llm, clock)
+            if extras:
+                await build_extras(engine, llm, clock, holder.demo)
         if not with_model:
             await engine.aclose()
             engine = await LocalEngine.open(
@@ -358,5 +509,81 @@ async def show(pilot: Pilot[Any], thread_id: str) -> TenexApp:
     )
     await app.workers.wait_for_complete()
     await pilot.pause()
+    freeze(pilot)
+    return app
+
+
+# --- a remote workspace that went offline ------------------------------------------
+
+REMOTE_NOW = datetime(2026, 1, 15, 9, 35, tzinfo=UTC)
+"""The "now" of an app on the offline remote demo: five minutes after the mirror's
+engine clock (`FixedClock`'s default start) recorded the sync."""
+
+
+async def seed_remote(engine: LocalEngine) -> str:
+    """Two threads on the server, as user a1 sees them; returns the newest's id."""
+    await engine.create_thread(title="Older remote thread")
+    thread = await engine.create_thread(title="Q1 plan")
+    return thread.id
+
+
+def offline_remote_factory(
+    base_url: str, key: Secret, path: Path
+) -> Callable[[], Awaitable[ChatBackend]]:
+    """A backend factory for the app: a `MirroredBackend` on a served workspace,
+    synced once into a fresh mirror at `path`, then cut off from the network.
+
+    Args:
+        base_url: The served API (`…/api/v1/chat`'s base).
+        key: The key of user a1.
+        path: Where the mirror's database goes.
+    """
+    # Imported here: only the remote demo needs the remote client and the test
+    # transport that cuts the network.
+    import random
+
+    from tenex_tui.remote.client import RemoteBackend
+    from tenex_tui.remote.http import RetryPolicy
+    from tenex_tui.remote.mirror import MirroredBackend
+    from tenex_tui.remote.sse import ResumePolicy
+    from tests.remote.fault_transport import FaultTransport
+    from tests.remote.sync_helpers import Clock, service_for
+
+    async def factory() -> ChatBackend:
+        transport = FaultTransport()
+        engine = await LocalEngine.open(path, clock=FixedClock())
+        remote = RemoteBackend(
+            base_url,
+            key,
+            transport=transport,
+            retry=RetryPolicy(max_retries=0, base_delay=0.01, max_delay=0.02),
+            resume=ResumePolicy(max_attempts=1, base_delay=0.01, max_delay=0.02),
+            rng=random.Random(7),
+        )
+        service = service_for(remote, engine, clock=Clock())
+        await service.sync()
+        transport.offline = True
+        return await MirroredBackend.open(
+            service, on_close=engine.aclose, probe_interval=1e9
+        )
+
+    return factory
+
+
+async def send_offline(pilot: Pilot[Any], thread_id: str, text: str) -> TenexApp:
+    """Open a thread of the offline remote demo and send `text` (it waits, pending)."""
+    app = await ready(pilot)
+    app.chat.threads.select(thread_id)
+    await pilot.press("enter")
+    await until(pilot, lambda: app.chat.composer.has_focus)
+    for key in text:
+        await pilot.press("space" if key == " " else key)
+    await pilot.press("enter")
+    header = app.chat.query_one("#header")
+    await until(
+        pilot, lambda: getattr(getattr(header, "sync", None), "pending", 0) == 1
+    )
+    app.clear_notifications()
+    await pilot.pause(0.1)
     freeze(pilot)
     return app

@@ -43,8 +43,9 @@ async def test_first_frame_is_painted_before_the_backend_opens(
         await pilot.pause()
         assert not opened
         assert app.chat.threads.empty_text == "Opening…"
-        placeholder = app.chat.pane.query(".pane-placeholder").first()
-        assert "Opening your workspace" in str(placeholder.render())
+        welcome = app.chat.welcome
+        assert welcome.display and welcome.state == "opening"
+        assert "Opening your workspace" in welcome.plain
         gate.set()
         await ready(pilot)
         assert opened and app.chat.backend is engine
@@ -445,8 +446,9 @@ async def test_a_backend_that_cannot_open_is_explained_and_the_app_stays_up() ->
             pilot, lambda: app.chat.threads.empty_text != "Opening…", "failure"
         )
         await pilot.pause()
-        placeholder = app.chat.pane.query(".pane-placeholder").first()
-        assert "damaged" in str(placeholder.render())
+        welcome = app.chat.welcome
+        assert welcome.display and welcome.state == "failed"
+        assert "damaged" in welcome.plain
         assert app.is_running
         await pilot.press("ctrl+q")
 

@@ -25,11 +25,19 @@ from tenex_tui.core.backend import ChatBackend
 from tenex_tui.core.errors import NotFound, TenexError
 from tenex_tui.core.models import BackendInfo, Message, Thread
 from tenex_tui.ui.format import display_error
+from tenex_tui.ui.pending import PendingAttachment
 from tenex_tui.ui.replies import ReplyState, ReplyTracker
+from tenex_tui.ui.widgets.attachment_chips import AttachmentChips
 from tenex_tui.ui.widgets.composer import Composer
 from tenex_tui.ui.widgets.message_pane import MessagePane
 from tenex_tui.ui.widgets.message_view import KeyLabel, ReplyView
-from tenex_tui.ui.widgets.panels import NoModelPanel, SidebarTitle, ThreadHeader
+from tenex_tui.ui.widgets.panels import (
+    NoModelPanel,
+    SidebarTitle,
+    ThreadHeader,
+    WelcomePanel,
+    WelcomeState,
+)
 from tenex_tui.ui.widgets.thread_list import ThreadList
 
 FIRST_MOUNT = 12
@@ -47,6 +55,9 @@ DRAFT_DEBOUNCE = 1.0
 """Seconds of quiet typing before a draft is saved."""
 PREVIEW_DELAY = 0.12
 """Seconds the sidebar cursor rests on a thread before it is shown."""
+NEW_THREAD_KEY = "+new"
+"""The composer's key while the new-thread dialog is open and the thread is being
+created: what is typed meanwhile becomes the new thread's draft (never a thread id)."""
 
 
 class ThreadScreen(Screen[None]):
@@ -75,6 +86,7 @@ class ThreadScreen(Screen[None]):
         self._show_sidebar = show_sidebar
         self._drafts: dict[str, str] = {}
         self._saved_drafts: dict[str, str] = {}
+        self._attachments: dict[str, list[PendingAttachment]] = {}
         self._composer_thread: str | None = None
         self._draft_timer: Timer | None = None
         self._preview_timer: Timer | None = None
@@ -83,6 +95,8 @@ class ThreadScreen(Screen[None]):
         self._edit_restore: str | None = None
         self._loading_composer = False
         self._target_thread_id: str | None = None
+        self._send_when_created = False
+        self._sent_attachments: dict[ReplyState, list[PendingAttachment]] = {}
 
     # --- layout --------------------------------------------------------------------
 
@@ -95,8 +109,10 @@ class ThreadScreen(Screen[None]):
             with Vertical(id="main"):
                 yield ThreadHeader(id="header")
                 yield NoModelPanel(id="no-model")
+                yield WelcomePanel(id="welcome")
                 yield MessagePane(now=self.now, key_label=self.key_label, id="messages")
                 yield Composer(id="composer")
+                yield AttachmentChips(id="chips")
         yield Footer()
 
     @property
@@ -114,14 +130,37 @@ class ThreadScreen(Screen[None]):
         """The composer."""
         return self.query_one("#composer", Composer)
 
+    @property
+    def chips(self) -> AttachmentChips:
+        """The attachment chips under the composer."""
+        return self.query_one("#chips", AttachmentChips)
+
+    @property
+    def welcome(self) -> WelcomePanel:
+        """The panel shown instead of the messages while no thread is open."""
+        return self.query_one("#welcome", WelcomePanel)
+
+    def show_welcome(self, state: WelcomeState, error: str | None = None) -> None:
+        """Show the welcome panel (opening, empty workspace, failed) instead of the
+        messages. Synchronous on purpose: no later, slower placeholder can cover it."""
+        self.welcome.show(state, self.info, key_label=self.key_label, error=error)
+        self.welcome.display = True
+        self.pane.display = False
+
+    def show_pane(self) -> None:
+        """Show the messages (a thread, or a hint in the pane) instead of the welcome."""
+        self.welcome.display = False
+        self.pane.display = True
+
     async def on_mount(self) -> None:
         self.query_one("#sidebar").display = self._show_sidebar
         self.query_one("#filter", Input).display = False
         self.query_one("#no-model", NoModelPanel).display = False
+        self.chips.display = False
         self.query_one("#sidebar-title", SidebarTitle).show(
             archived=False, query="", count=None
         )
-        await self.pane.show_placeholder("Opening your workspace…")
+        self.show_welcome("opening")
         if self._show_sidebar:
             self.threads.focus()
         else:
@@ -162,7 +201,7 @@ class ThreadScreen(Screen[None]):
         """Say that the workspace could not be opened."""
         self.threads.empty_text = "Could not open the workspace."
         self.threads.refresh()
-        self.run_worker(self.pane.show_placeholder(error), group="pane")
+        self.show_welcome("failed", error)
 
     @work(group="info", exclusive=True, exit_on_error=False)
     async def load_info(self) -> None:
@@ -177,6 +216,9 @@ class ThreadScreen(Screen[None]):
         self.query_one("#no-model", NoModelPanel).show(
             self.info, compact=self.thread is not None
         )
+        welcome = self.welcome
+        if welcome.display and welcome.state == "empty":
+            welcome.show("empty", self.info, key_label=self.key_label)
 
     def reload_threads(self, *, select: str | None = None) -> None:
         """Reload the sidebar's view (subclasses add filters)."""
@@ -263,6 +305,7 @@ class ThreadScreen(Screen[None]):
             live=live,
             select=select_message,
         )
+        self.show_pane()
         self._load_composer(thread)
         self._show_info()
         if focus_composer:
@@ -358,7 +401,15 @@ class ThreadScreen(Screen[None]):
         composer.editing = None
         composer.set_text(text)
         self._loading_composer = False
+        self.set_attachments(self._attachments.get(key, []))
         composer.locked = self.replies.get(thread.id if thread else None) is not None
+
+    def set_attachments(self, items: list[PendingAttachment]) -> None:
+        """Give the composer the next message's attachments, and show their chips."""
+        self.composer.attachments = list(items)
+        if self._composer_thread is not None:
+            self._attachments[self._composer_thread] = list(items)
+        self.chips.show(items)
 
     def stash_draft(self) -> None:
         """Remember the composer's text for its thread and save it if it changed."""
@@ -370,7 +421,12 @@ class ThreadScreen(Screen[None]):
             # An edit of a sent message is not a draft; the draft is what was there.
             return
         self._drafts[key] = composer.text
-        if key and self._saved_drafts.get(key) != composer.text:
+        self._attachments[key] = list(composer.attachments)
+        if (
+            key
+            and key != NEW_THREAD_KEY
+            and self._saved_drafts.get(key) != composer.text
+        ):
             self.persist_draft(key, composer.text)
 
     @on(TextArea.Changed, "#composer")
@@ -381,7 +437,8 @@ class ThreadScreen(Screen[None]):
             self._drafts[self._composer_thread] = self.composer.text
         if self._draft_timer is not None:
             self._draft_timer.stop()
-        self._draft_timer = self.set_timer(DRAFT_DEBOUNCE, self.stash_draft)
+        if self._composer_thread != NEW_THREAD_KEY:
+            self._draft_timer = self.set_timer(DRAFT_DEBOUNCE, self.stash_draft)
 
     @work(group="drafts", exit_on_error=False)
     async def persist_draft(self, thread_id: str, text: str) -> None:
@@ -410,7 +467,11 @@ class ThreadScreen(Screen[None]):
         if self._composer_thread is not None and composer.editing is None:
             self._drafts[self._composer_thread] = composer.text
         for thread_id, text in list(self._drafts.items()):
-            if thread_id and self._saved_drafts.get(thread_id) != text:
+            if (
+                thread_id
+                and thread_id != NEW_THREAD_KEY
+                and self._saved_drafts.get(thread_id) != text
+            ):
                 await self._save_draft(thread_id, text)
 
     # --- focus -----------------------------------------------------------------------

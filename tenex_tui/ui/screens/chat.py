@@ -22,7 +22,7 @@ from textual.widgets import Input
 from tenex_tui.core.errors import NotFound, TenexError
 from tenex_tui.core.models import Agent, Page, SearchHit, Thread
 from tenex_tui.ui.format import display_error, thread_title
-from tenex_tui.ui.screens.conversation import ConversationScreen
+from tenex_tui.ui.screens.base import NEW_THREAD_KEY
 from tenex_tui.ui.screens.modals import (
     ConfirmModal,
     NewThreadModal,
@@ -30,6 +30,7 @@ from tenex_tui.ui.screens.modals import (
     RenameModal,
 )
 from tenex_tui.ui.screens.search import SearchModal
+from tenex_tui.ui.screens.workspace import WorkspaceScreen
 from tenex_tui.ui.widgets.message_view import KeyLabel
 from tenex_tui.ui.widgets.panels import SidebarTitle
 from tenex_tui.ui.widgets.thread_list import PageSource, ThreadList
@@ -55,7 +56,7 @@ class PendingDelete:
     """The threads to delete."""
 
 
-class ChatScreen(ConversationScreen):
+class ChatScreen(WorkspaceScreen):
     """The one main screen of the app."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -66,6 +67,22 @@ class ChatScreen(ConversationScreen):
             show=False,
             id="app.search",
             tooltip="Search every message and title",
+        ),
+        Binding(
+            "f2",
+            "knowledge",
+            "Knowledge",
+            show=False,
+            id="app.knowledge",
+            tooltip="Browse, search, add and remove knowledge documents",
+        ),
+        Binding(
+            "f3",
+            "leads",
+            "Leads",
+            show=False,
+            id="app.leads",
+            tooltip="List the leads and their fields",
         ),
     ]
 
@@ -138,15 +155,19 @@ class ChatScreen(ConversationScreen):
             elif self.filter_query:
                 text = "No thread title matches the filter. Esc clears it."
             else:
-                text = (
-                    "No threads yet. Write below and press Enter to start one, "
-                    "or press n for a thread with an agent or a system prompt."
-                )
+                self.show_welcome("empty")
+                return
+            self.show_pane()
             self.run_worker(self.pane.show_placeholder(text), group="pane")
+        elif event.rows and self.welcome.display:
+            # Threads exist: the first one is previewed in a moment, in the pane.
+            self.show_pane()
 
     @on(ThreadList.LoadFailed, "#threads")
     def threads_failed(self, event: ThreadList.LoadFailed) -> None:
         self.notify(event.error, title="Threads", severity="error", markup=False)
+        if self.welcome.display and self.welcome.state == "opening":
+            self.show_welcome("failed", event.error)
 
     def action_toggle_archived(self) -> None:
         """Switch the sidebar between live and archived threads."""
@@ -197,7 +218,13 @@ class ChatScreen(ConversationScreen):
     # --- new and rename ----------------------------------------------------------------
 
     async def action_new_thread(self) -> None:
-        """Ask for a title, agent and system prompt, then create and open the thread."""
+        """Ask for a title, agent and system prompt, then create and open the thread.
+
+        The composer is emptied and focused *before* the dialog opens, so it is what
+        has focus the moment the dialog closes: whatever the user types next lands in
+        the new thread's message (not in the sidebar, where letters are commands), and
+        an Enter pressed before the thread exists sends it once it does.
+        """
         if self.backend is None:
             return
         if self._agents is None:
@@ -205,15 +232,48 @@ class ChatScreen(ConversationScreen):
                 self._agents = await self.backend.list_agents()
             except TenexError:
                 self._agents = []
-        self.app.push_screen(NewThreadModal(self._agents), self._create_thread)
+        before = self.focused
+        self.stash_draft()
+        composer = self.composer
+        self._composer_thread = NEW_THREAD_KEY
+        self._loading_composer = True
+        composer.editing = None
+        composer.set_text("")
+        self._loading_composer = False
+        self.set_attachments([])
+        composer.locked = False
+        self.set_focus(composer)
 
-    def _create_thread(self, request: NewThreadRequest | None) -> None:
-        if request is not None:
+        def answered(request: NewThreadRequest | None) -> None:
+            if request is None:
+                self._new_thread_cancelled(before)
+                return
+            if request.typed_ahead:
+                composer.insert(request.typed_ahead)
+            self._send_when_created = self._send_when_created or request.send
             self.create_thread(request)
+
+        self.app.push_screen(NewThreadModal(self._agents), answered)
+
+    def _new_thread_cancelled(self, before: object) -> None:
+        self._send_when_created = False
+        self.composer.locked = False
+        typed = self.composer.text
+        self._composer_thread = None
+        self._load_composer(self.thread)
+        if typed.strip():
+            # Typed while the dialog closed: keep it, after the thread's draft.
+            joined = (
+                (self.composer.text + "\n" + typed) if self.composer.text else typed
+            )
+            self.composer.set_text(joined)
+        if before is self.threads and self.query_one("#sidebar").display:
+            self.threads.focus()
 
     @work(group="triage", exit_on_error=False)
     async def create_thread(self, request: NewThreadRequest) -> None:
-        """Create a thread and open it with the cursor in the composer."""
+        """Create a thread and open it with the cursor in the composer; send what was
+        typed meanwhile if Enter was pressed."""
         if self.backend is None:
             return
         try:
@@ -223,8 +283,18 @@ class ChatScreen(ConversationScreen):
                 agent=request.agent,
             )
         except TenexError as error:
+            self._send_when_created = False
             self.notify(display_error(str(error)), severity="error", markup=False)
+            self._new_thread_cancelled(self.composer)
             return
+        composer = self.composer
+        self.stash_draft()  # what was typed meanwhile, under the new-thread key
+        self._drafts[thread.id] = self._drafts.pop(NEW_THREAD_KEY, "")
+        self._attachments[thread.id] = self._attachments.pop(NEW_THREAD_KEY, [])
+        self._saved_drafts[thread.id] = ""
+        self._composer_thread = thread.id
+        self._target_thread_id = thread.id
+        self.thread = thread
         if self.archived_view or self.filter_query:
             self.archived_view = False
             self.filter_query = ""
@@ -232,7 +302,17 @@ class ChatScreen(ConversationScreen):
             self.reload_threads(select=thread.id)
         else:
             self.threads.insert_top(thread)
-        self.show_thread(thread.id, focus_composer=True)
+        await self.pane.show_thread(thread.id, [], has_older=False)
+        self.show_pane()
+        self._show_info()
+        composer.locked = False
+        if self.app.screen is self:
+            composer.focus()
+        if self._send_when_created:
+            self._send_when_created = False
+            composer.action_submit()
+        elif composer.text:
+            self.persist_draft(thread.id, composer.text)
 
     def action_rename_thread(self) -> None:
         """Rename the thread under the cursor."""

@@ -24,8 +24,9 @@ from tenex_tui.core.models import Message, Thread
 from tenex_tui.ui.format import clipboard_text, code_blocks, display_error, first_line
 from tenex_tui.ui.links import extract_links
 from tenex_tui.ui.messages import OpenLinkRequested
+from tenex_tui.ui.pending import send_parts
 from tenex_tui.ui.replies import ReplyState
-from tenex_tui.ui.screens.base import ThreadScreen
+from tenex_tui.ui.screens.base import NEW_THREAD_KEY, ThreadScreen
 from tenex_tui.ui.screens.modals import LinksModal
 from tenex_tui.ui.widgets.composer import Composer
 from tenex_tui.ui.widgets.message_view import MessageView
@@ -37,6 +38,14 @@ StreamFactory = Callable[[], AsyncIterator[StreamEvent]]
 
 YIELD_EVERY = 64
 """Text deltas between two yields to the event loop while consuming a stream."""
+QUEUED_STATUS = "queued"
+"""The status a remote workspace's backend gives a send it saved offline (its stream
+ends `message.failed` with this status): the message waits in the outbox, it did not
+fail."""
+QUEUED_NOTICE = (
+    "You are offline: the message is saved and will be sent when the workspace is "
+    "back online."
+)
 
 
 class ConversationScreen(ThreadScreen):
@@ -63,6 +72,13 @@ class ConversationScreen(ThreadScreen):
             return
         text = event.text
         composer = self.composer
+        if self._composer_thread == NEW_THREAD_KEY:
+            # Enter before the new thread exists (the dialog just closed, its answer
+            # may not even be handled yet): send as soon as the thread exists,
+            # instead of dropping the key. A cancelled dialog unlocks the composer.
+            self._send_when_created = True
+            composer.locked = True
+            return
         if event.editing is not None and self.thread is not None:
             self.resend_edited(self.thread.id, event.editing, text)
             return
@@ -74,22 +90,36 @@ class ConversationScreen(ThreadScreen):
                 self.notify(display_error(str(error)), severity="error", markup=False)
                 return
             self._drafts.pop("", None)
+            self._attachments.pop("", None)
             self.thread = thread
             self._composer_thread = thread.id
             self.thread_created(thread)
             await self.pane.show_thread(thread.id, [], has_older=False)
+            self.show_pane()
             self._show_info()
         thread_id = thread.id
+        attachments = list(event.attachments)
+        parts = send_parts(attachments)
         self._loading_composer = True
         composer.clear()
         self._loading_composer = False
         self._drafts[thread_id] = ""
+        self.set_attachments([])
         request_id = uuid.uuid4().hex
-        self.start_reply(
+        state = self.start_reply(
             thread_id,
-            lambda: backend.send_message(thread_id, text, client_request_id=request_id),
+            lambda: backend.send_message(
+                thread_id,
+                text,
+                attachments=parts.files,
+                knowledge=parts.knowledge,
+                lead=parts.lead,
+                client_request_id=request_id,
+            ),
             restore=text,
         )
+        if attachments:
+            self._sent_attachments[state] = attachments
 
     def thread_created(self, thread: Thread) -> None:
         """A thread was created by sending into an empty composer (sidebar updates)."""
@@ -117,7 +147,8 @@ class ConversationScreen(ThreadScreen):
                 if event.type == "message.started" and not started:
                     started = True
                     state.apply(event)
-                    await self._reply_started(state)
+                    queued = bool(event.extra.get("queued"))
+                    await self._reply_started(state, queued=queued)
                     continue
                 state.apply(event)
                 if event.terminal:
@@ -140,18 +171,43 @@ class ConversationScreen(ThreadScreen):
             state.fail("The stream ended without a final event.", status="interrupted")
         await self._reply_finished(state)
 
-    async def _reply_started(self, state: ReplyState) -> None:
+    async def _reply_started(self, state: ReplyState, *, queued: bool = False) -> None:
         thread_id = state.thread_id
-        self.threads.set_status(thread_id, "streaming", unread=False)
+        self._sent_attachments.pop(state, None)  # stored with the message now
+        self.threads.set_status(
+            thread_id, None if queued else "streaming", unread=False
+        )
         self.threads.bump(thread_id, self.now())
         if self.pane.thread_id != thread_id:
             return
         user = state.user_message
         if user is not None and self.pane.view_for(user.id) is None:
             await self.pane.add_message(user)
-        await self.pane.start_reply(state)
+        if not queued:
+            await self.pane.start_reply(state)
+
+    async def _reply_queued(self, state: ReplyState) -> None:
+        """A send saved offline: it waits in the outbox (no error, nothing to retry)."""
+        thread_id = state.thread_id
+        self.replies.finish(state)
+        if self.pane.thread_id == thread_id:
+            await self.pane.finish_reply(state, None)
+            if state.user_message is not None:
+                self.pane.update_message(state.user_message)
+            if self.thread is not None and self.thread.id == thread_id:
+                self.composer.locked = False
+        self.threads.set_status(thread_id, None, unread=False)
+        self.notify(QUEUED_NOTICE, title="Pending", markup=False)
+        self.sync_changed()
+
+    def sync_changed(self) -> None:
+        """Something changed what waits to be synced (a workspace screen refreshes
+        its sync status)."""
 
     async def _reply_finished(self, state: ReplyState) -> None:
+        if state.status == QUEUED_STATUS:
+            await self._reply_queued(state)
+            return
         thread_id = state.thread_id
         final = state.final
         if final is None and state.message_id is not None and self.backend is not None:
@@ -188,6 +244,17 @@ class ConversationScreen(ThreadScreen):
     ) -> None:
         self.replies.finish(state)
         thread_id = state.thread_id
+        attachments = self._sent_attachments.pop(state, None)
+        if attachments:
+            # Not stored: the chips come back with the text.
+            if self._composer_thread == thread_id:
+                kept = [a for a in self.composer.attachments if a not in attachments]
+                self.set_attachments([*attachments, *kept])
+            else:
+                self._attachments[thread_id] = [
+                    *attachments,
+                    *self._attachments.get(thread_id, []),
+                ]
         if restore is not None:
             # The message was not stored: give the text back, never lose it.
             if self.thread is not None and self.thread.id == thread_id:

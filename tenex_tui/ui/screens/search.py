@@ -248,7 +248,7 @@ class SearchModal(ModalScreen[SearchHit | None]):
     def query_submitted(self, event: Input.Submitted) -> None:
         hit = self.results.highlighted
         if hit is not None and event.value.strip() == self._query:
-            self.dismiss(hit)
+            self._answer(hit)
         else:
             if self._timer is not None:
                 self._timer.stop()
@@ -286,7 +286,7 @@ class SearchModal(ModalScreen[SearchHit | None]):
         if page.items:
             results.move_cursor(0)
             if pick_first:
-                self.dismiss(page.items[0])
+                self._answer(page.items[0])
 
     @work(group="search-more", exit_on_error=False)
     async def fetch_more(self) -> None:
@@ -315,7 +315,7 @@ class SearchModal(ModalScreen[SearchHit | None]):
     def row_activated(self, event: VirtualList.RowActivated) -> None:
         hit = self.results.highlighted
         if hit is not None:
-            self.dismiss(hit)
+            self._answer(hit)
 
     def action_move(self, rows: int) -> None:
         results = self.results
@@ -325,4 +325,10 @@ class SearchModal(ModalScreen[SearchHit | None]):
             )
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self._answer(None)
+
+    def _answer(self, hit: SearchHit | None) -> None:
+        # Once: a second Enter typed before the first closed the dialog must not close
+        # the screen under it.
+        if self.is_current:
+            self.dismiss(hit)

@@ -30,6 +30,7 @@ from tenex_tui.ui.widgets.message_view import (
     KeyLabel,
     MessageView,
     ReplyView,
+    settled_virtual_size,
     utc_now,
 )
 
@@ -45,6 +46,10 @@ def _default_key_label(binding_id: str) -> str:
 
 class MessagePane(VerticalScroll, can_focus=True):
     """The messages of the open thread, with a selection and streaming replies."""
+
+    # Growing content (a streaming reply) changes the pane's virtual size in the same
+    # layout pass that scrolls it; a second pass would only redraw it all again.
+    virtual_size = settled_virtual_size()
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -352,12 +357,14 @@ class MessagePane(VerticalScroll, can_focus=True):
         if final is None:
             await view.remove()
             return
-        # Let the last words paint in the live view before the swap: the collapse
-        # renders the whole reply again, and that should not delay its last token.
-        painted = asyncio.Event()
-        self.call_after_refresh(painted.set)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(painted.wait(), PAINT_WAIT)
+        if not view.skipped_tail:
+            # Let the last words paint in the live view before the swap: the collapse
+            # renders the whole reply again, and that should not delay its last token.
+            # (When the live view left its tail to the swap, the swap is what shows it.)
+            painted = asyncio.Event()
+            self.call_after_refresh(painted.set)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(painted.wait(), PAINT_WAIT)
         if view.parent is None:
             return  # the thread was switched meanwhile
         replacement = self._make_view(final)

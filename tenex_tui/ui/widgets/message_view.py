@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
-from typing import TYPE_CHECKING, ClassVar
+from functools import cache, partial
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.console import Group, RenderableType
 from rich.style import Style
@@ -23,6 +23,9 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.css.scalar import Unit
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static
@@ -32,10 +35,12 @@ from tenex_tui.core.text import sanitize, sanitize_line
 from tenex_tui.ui.format import clipboard_text, display_error, relative_time
 from tenex_tui.ui.render import SafeMarkdown, markdown_theme, tool_call_text
 from tenex_tui.ui.replies import ReplyState
+from tenex_tui.ui.widgets.attachment_chips import message_extras
 
 if TYPE_CHECKING:
+    from textual.layout import DockArrangeResult
     from textual.widgets import Markdown
-    from textual.widgets.markdown import MarkdownStream
+    from textual.widgets.markdown import MarkdownBlock, MarkdownStream
 
 FLUSH_INTERVAL = 0.1
 """Seconds between writes to the Markdown stream while a reply streams."""
@@ -43,6 +48,9 @@ LONG_REPLY = 10_000
 """Characters after which writes get rarer (see `flush_interval`)."""
 MAX_FLUSH_INTERVAL = 0.4
 """The longest wait between two writes, however long the reply."""
+CATCH_UP_CHARS = 2_000
+"""A finished reply with more text than this not yet written is not written at all: the
+pane's swap to the stored message shows it (see `ReplyView.flush`)."""
 
 
 def flush_interval(shown: int) -> float:
@@ -261,14 +269,8 @@ class MessageView(Widget):
             if self._body is None:
                 self._body = self._build_body()
             parts.append(self._body)
-        for attachment in message.attachments:
-            parts.append(
-                Text(
-                    f"+ {sanitize_line(attachment.name, max_chars=60)}"
-                    f"  ({attachment.kind}, {_size(attachment.size)})",
-                    styles["meta"],
-                )
-            )
+        # Attachment chips, and "pending" / "Not sent" for offline messages.
+        parts.extend(message_extras(message, styles))
         badge = status_badge(
             message.status,
             message.error,
@@ -293,14 +295,6 @@ def message_header(
     if message.usage and message.usage.completion_tokens:
         text.append(f" · {message.usage.completion_tokens} tokens", styles["meta"])
     return text
-
-
-def _size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
 
 
 class ToolCallBlock(Static):
@@ -344,10 +338,89 @@ class ToolCallBlock(Static):
         )
 
 
+def settled_virtual_size() -> Reactive[Size]:
+    """A `virtual_size` that records a new size without asking for another layout.
+
+    Textual sets `virtual_size` while it lays the screen out, and by default a change
+    asks for a layout pass of its own: every time a streaming reply grew a line, the
+    whole screen was laid out and drawn twice (the second pass finds nothing new). For
+    widgets whose virtual size nothing else depends on (not scrollable, or scrolled by
+    Textual itself), that second pass is pure cost: ~40% of the CPU of a stream.
+    """
+    return Reactive(Size(0, 0), layout=False, repaint=False)
+
+
+def arrange_once(widget: Widget, size: Size, optimal: bool) -> Size:
+    """The size to arrange a stack of auto-height children at.
+
+    Textual arranges a height-auto container twice per layout pass: once to measure it
+    (at its parent's height), once to place it (at its own), and caches by size, so the
+    second misses. When no child's height depends on the container's (all `auto` or a
+    fixed number of lines, stacked from the top), both give the same placements: use
+    one canonical height so the second is a cache hit. A streaming reply is laid out
+    ~10 times a second, and its Markdown blocks were measured three times in each.
+    """
+    if optimal or widget.styles.align_vertical != "top":
+        return size
+    for child in widget.displayed_children:
+        styles = child.styles
+        height = styles.height
+        if height is None or height.unit not in (Unit.AUTO, Unit.CELLS):
+            return size
+        for limit in (styles.min_height, styles.max_height):
+            if limit is not None and limit.unit is not Unit.CELLS:
+                return size
+    return Size(size.width, 0)
+
+
+@cache
+def live_markdown_class() -> type[Markdown]:
+    """Textual's `Markdown`, with blocks that settle in one layout pass (see above).
+
+    Built on first use: only a streaming reply needs Textual's Markdown widget, and
+    importing it costs start-up time.
+    """
+    from textual.widgets import Markdown
+
+    @cache
+    def settled(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
+        # Same name, so the blocks' CSS and the Markdown widget's own checks apply.
+        namespace = {"virtual_size": settled_virtual_size(), "__module__": __name__}
+        return cast("type[MarkdownBlock]", type(block.__name__, (block,), namespace))
+
+    from markdown_it import MarkdownIt
+
+    # Textual builds a new parser (~1.5 ms) for every append unless given a factory;
+    # parsing keeps no state in it, so one serves every append of every reply.
+    parser = MarkdownIt("gfm-like")
+
+    class LiveMarkdown(Markdown):
+        """The body of a reply while it streams."""
+
+        virtual_size = settled_virtual_size()
+
+        def __init__(self, *, classes: str | None = None) -> None:
+            super().__init__(
+                open_links=False, classes=classes, parser_factory=lambda: parser
+            )
+
+        def get_block_class(self, block_name: str) -> type[MarkdownBlock]:
+            return settled(super().get_block_class(block_name))
+
+        def arrange(self, size: Size, optimal: bool = False) -> DockArrangeResult:
+            return super().arrange(arrange_once(self, size, optimal), optimal)
+
+    return LiveMarkdown
+
+
 class ReplyView(Vertical):
     """A reply as it streams: header, tool-call blocks, Markdown, and a hint line."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = set(_STYLE_NAMES)
+    virtual_size = settled_virtual_size()
+
+    def arrange(self, size: Size, optimal: bool = False) -> DockArrangeResult:
+        return super().arrange(arrange_once(self, size, optimal), optimal)
 
     def __init__(self, state: ReplyState, *, now: Callable[[], datetime]) -> None:
         super().__init__(classes="-assistant -status-streaming")
@@ -364,6 +437,9 @@ class ReplyView(Vertical):
         self._stream_closed = False
         self.writes = 0
         """How many batches were written to the Markdown stream (for tests)."""
+        self.skipped_tail = False
+        """True when the reply ended with its last text left to the swap (see
+        `flush`): then the pane swaps at once instead of waiting for a paint."""
 
     @property
     def message_id(self) -> str | None:
@@ -378,10 +454,7 @@ class ReplyView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(classes="reply-header")
         yield Vertical(classes="reply-tools")
-        # Imported here: only a streaming reply needs Textual's Markdown widget.
-        from textual.widgets import Markdown
-
-        yield Markdown(open_links=False, classes="reply-body")
+        yield live_markdown_class()(classes="reply-body")
         yield Static(classes="reply-hint")
 
     async def on_mount(self) -> None:
@@ -450,10 +523,18 @@ class ReplyView(Vertical):
         text = state.text
         cut = _safe_cut(text)
         if cut > self._shown and self._stream is not None:
-            fragment = sanitize(text[self._shown : cut])
-            self._shown = cut
-            self.writes += 1
-            await self._stream.write(fragment)
+            if state.done and cut - self._shown > CATCH_UP_CHARS:
+                # A fast model outran the batches and the reply is over. Writing the
+                # rest would mount a Markdown widget per paragraph (a 4,000-chunk reply:
+                # ~60, 150-250 ms before its last word shows) only for the pane to swap
+                # this view for the stored message, which draws the whole reply anyway
+                # in one cheap widget: leave the rest to that swap.
+                self.skipped_tail = True
+            else:
+                fragment = sanitize(text[self._shown : cut])
+                self._shown = cut
+                self.writes += 1
+                await self._stream.write(fragment)
         self._draw_header()
 
     async def close(self) -> None:

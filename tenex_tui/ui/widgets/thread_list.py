@@ -11,10 +11,10 @@ never carries a control sequence to the terminal (T26, T29).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, overload
 
 from rich.segment import Segment
 from textual import work
@@ -24,8 +24,15 @@ from textual.strip import Strip
 
 from tenex_tui.core.errors import TenexError
 from tenex_tui.core.models import Page, Thread
-from tenex_tui.ui.format import display_error
-from tenex_tui.ui.widgets.thread_rows import ThreadRow, draw_thread_row
+from tenex_tui.ui.format import display_error, relative_time
+from tenex_tui.ui.widgets.thread_rows import (
+    COMPONENTS,
+    RowData,
+    RowPalette,
+    ThreadRow,
+    draw_thread_row,
+    row_data,
+)
 from tenex_tui.ui.widgets.virtual_list import VirtualList, fit
 
 PageSource = Callable[[str | None], Awaitable[Page[Thread]]]
@@ -220,12 +227,13 @@ class ThreadList(VirtualList):
         super().__init__(name=name, id=id, classes=classes)
         self._now = now or (lambda: datetime.now(UTC))
         self.page_size = page_size
-        self.rows: list[ThreadRow] = []
-        """The loaded rows, in display order."""
         self.marked: set[str] = set()
         """Ids of the rows marked for a bulk action."""
         self.empty_text = "Opening…"
         """What the list says when it has no rows."""
+        # Rows as untracked tuples, or as the `ThreadRow` a caller asked for (and may
+        # change in place); see `thread_rows`.
+        self._rows: list[ThreadRow | RowData] = []
         self._source: PageSource | None = None
         self._next_cursor: str | None = None
         self._total: int | None = None
@@ -235,12 +243,19 @@ class ThreadList(VirtualList):
         self._select_after_load: str | None = None
         self._replace_rows = False
         self._index: dict[str, int] = {}
+        self._palettes: dict[tuple[bool, bool], RowPalette] = {}
+        self._strips: dict[tuple[object, ...], Strip] = {}
 
     # --- data ----------------------------------------------------------------------
 
     @property
+    def rows(self) -> Sequence[ThreadRow]:
+        """The loaded rows, in display order."""
+        return _Rows(self)
+
+    @property
     def row_count(self) -> int:
-        loaded = len(self.rows)
+        loaded = len(self._rows)
         if self._next_cursor is None:
             return loaded
         if self._total is not None and self._total > loaded:
@@ -263,21 +278,52 @@ class ThreadList(VirtualList):
     @property
     def highlighted(self) -> ThreadRow | None:
         """The row under the cursor, if it is loaded."""
-        if 0 <= self.cursor < len(self.rows):
-            return self.rows[self.cursor]
+        if 0 <= self.cursor < len(self._rows):
+            return self._row_at(self.cursor)
         return None
 
     def row_for(self, thread_id: str) -> ThreadRow | None:
         """The loaded row of a thread, if any."""
         index = self._index.get(thread_id)
-        return None if index is None else self.rows[index]
+        return None if index is None else self._row_at(index)
 
     def index_of(self, thread_id: str) -> int | None:
         """The position of a loaded thread, if any."""
         return self._index.get(thread_id)
 
+    def _row_at(self, index: int) -> ThreadRow:
+        # The object form, kept in the list from now on so that changes made to it
+        # (`row.unread = False`) are what the list draws.
+        row = self._rows[index]
+        if isinstance(row, ThreadRow):
+            return row
+        obj = ThreadRow.from_data(row)
+        self._rows[index] = obj
+        return obj
+
+    def _data_at(self, index: int) -> RowData:
+        row = self._rows[index]
+        return row.data() if isinstance(row, ThreadRow) else row
+
+    def _id_at(self, index: int) -> str:
+        row = self._rows[index]
+        return row.id if isinstance(row, ThreadRow) else row[0]
+
+    def _pinned_at(self, index: int) -> bool:
+        row = self._rows[index]
+        return row.pinned if isinstance(row, ThreadRow) else row[2]
+
+    def _pinned_count(self) -> int:
+        # Pinned rows come first: count until the first that is not.
+        count = 0
+        for index in range(len(self._rows)):
+            if not self._pinned_at(index):
+                break
+            count += 1
+        return count
+
     def _reindex(self) -> None:
-        self._index = {row.id: i for i, row in enumerate(self.rows)}
+        self._index = {self._id_at(i): i for i in range(len(self._rows))}
 
     def load(
         self, source: PageSource, *, select: str | None = None, keep_rows: bool = False
@@ -296,7 +342,7 @@ class ThreadList(VirtualList):
         self._select_after_load = select
         self._replace_rows = True
         if not keep_rows:
-            self.rows = []
+            self._rows = []
             self._index = {}
             self.marked.clear()
             self._next_cursor = None
@@ -335,23 +381,34 @@ class ThreadList(VirtualList):
 
     def _add_page(self, page: Page[Thread]) -> None:
         before = self.highlighted_id
-        if self._replace_rows:
+        first_new = len(self._rows)
+        count_before = self.row_count
+        replaced = self._replace_rows
+        if replaced:
             self._replace_rows = False
-            self.rows = []
+            self._rows = []
             self._index = {}
             self.marked &= {thread.id for thread in page.items}
+            first_new = 0
         known = self._index
+        rows = self._rows
         for thread in page.items:
             if thread.id in known:
                 continue  # a row that moved between pages: keep the first sighting
-            known[thread.id] = len(self.rows)
-            self.rows.append(ThreadRow.from_thread(thread))
+            known[thread.id] = len(rows)
+            rows.append(row_data(thread))
         self._next_cursor = page.next_cursor
         self._total = page.total
         if self._next_cursor is None:
-            self._total = len(self.rows)
+            self._total = len(rows)
         self.empty_text = "No threads yet.\nPress n to start one."
-        self.refresh_rows()
+        if replaced or self.row_count != count_before:
+            self.refresh_rows()
+        else:
+            # Same size (the total was known): only rows that were placeholders on
+            # screen need drawing. The walk End starts loads ~1,000 pages, mostly off
+            # screen.
+            self._refresh_loaded(first_new, len(rows))
         if self._select_after_load is not None:
             index = self._index.get(self._select_after_load)
             if index is not None:
@@ -365,15 +422,24 @@ class ThreadList(VirtualList):
                 self._want_end = False
         if self.highlighted_id != before:
             self.post_message(self.Highlighted(self, self.highlighted_id))
-        self.post_message(self.PageLoaded(self, len(self.rows)))
+        self.post_message(self.PageLoaded(self, len(rows)))
         self._maybe_fetch_more()
+
+    def _refresh_loaded(self, start: int, end: int) -> None:
+        height = self.ROW_HEIGHT
+        top = round(self.scroll_y)
+        bottom = top + self.scrollable_content_region.height
+        first = max(start * height, top)
+        last = min(end * height, bottom)
+        if first < last:
+            self.refresh_lines(first, last - first)
 
     def _maybe_fetch_more(self) -> None:
         if self._loading or self._next_cursor is None or self._source is None:
             return
         bottom = round(self.scroll_y) + self.scrollable_content_region.height
         edge = max(self.cursor, bottom)
-        if self._want_end or edge >= len(self.rows) - PREFETCH_ROWS:
+        if self._want_end or edge >= len(self._rows) - PREFETCH_ROWS:
             self._loading = True
             self._fetch(self._next_cursor, self._generation)
 
@@ -383,7 +449,7 @@ class ThreadList(VirtualList):
         """Redraw a thread's row from a fresh copy of the thread (if it is loaded)."""
         index = self._index.get(thread.id)
         if index is not None:
-            self.rows[index].update_from(ThreadRow.from_thread(thread))
+            self._row_at(index).update_from(ThreadRow.from_thread(thread))
             self.refresh()
 
     def set_status(self, thread_id: str, status: str | None, *, unread: bool) -> None:
@@ -396,15 +462,18 @@ class ThreadList(VirtualList):
 
     def remove_rows(self, thread_ids: Iterable[str]) -> list[tuple[int, ThreadRow]]:
         """Take rows out of the view (archived, deleted); returns them for an undo."""
-        doomed = set(thread_ids)
-        removed = [(i, row) for i, row in enumerate(self.rows) if row.id in doomed]
-        if not removed:
+        doomed = {thread_id for thread_id in thread_ids if thread_id in self._index}
+        if not doomed:
             return []
-        keep_id = self.highlighted.id if self.highlighted else None
-        self.rows = [row for row in self.rows if row.id not in doomed]
+        positions = sorted(self._index[thread_id] for thread_id in doomed)
+        removed = [(i, self._row_at(i)) for i in positions]
+        keep_id = self.highlighted_id
+        self._rows = [
+            row for i, row in enumerate(self._rows) if self._id_at(i) not in doomed
+        ]
         self.marked -= doomed
         if self._total is not None:
-            self._total = max(len(self.rows), self._total - len(removed))
+            self._total = max(len(self._rows), self._total - len(removed))
         self._reindex()
         cursor = self.cursor
         if keep_id is not None and keep_id in self._index:
@@ -418,7 +487,7 @@ class ThreadList(VirtualList):
         """Put back rows that `remove_rows` took out (undo), at their old positions."""
         for index, row in sorted(removed, key=lambda item: item[0]):
             if row.id not in self._index:
-                self.rows.insert(min(index, len(self.rows)), row)
+                self._rows.insert(min(index, len(self._rows)), row)
                 self._reindex()
         if self._total is not None:
             self._total += len(removed)
@@ -428,15 +497,20 @@ class ThreadList(VirtualList):
             if first is not None:
                 self.move_cursor(first)
 
+    def _take(self, thread_id: str) -> None:
+        index = self._index.get(thread_id)
+        if index is not None:
+            del self._rows[index]
+            self._reindex()
+
     def insert_top(self, thread: Thread) -> None:
         """Show a new (or newly active) thread first among its kind and select it."""
-        self.rows = [row for row in self.rows if row.id != thread.id]
-        row = ThreadRow.from_thread(thread)
-        position = 0 if thread.pinned else sum(1 for r in self.rows if r.pinned)
-        self.rows.insert(position, row)
+        self._take(thread.id)
+        position = 0 if thread.pinned else self._pinned_count()
+        self._rows.insert(position, row_data(thread))
         self._reindex()
         if self._total is not None:
-            self._total = max(self._total, len(self.rows))
+            self._total = max(self._total, len(self._rows))
         self.refresh_rows()
         self.move_cursor(position)
 
@@ -444,21 +518,22 @@ class ThreadList(VirtualList):
         """After a pin or unpin: move the row to the top of its section."""
         if thread.id not in self._index:
             return
-        keep = self.highlighted.id if self.highlighted else None
-        self.rows = [row for row in self.rows if row.id != thread.id]
-        row = ThreadRow.from_thread(thread)
-        pinned_count = sum(1 for r in self.rows if r.pinned)
+        keep = self.highlighted_id
+        self._take(thread.id)
+        row = row_data(thread)
+        pinned_count = self._pinned_count()
         position = 0 if thread.pinned else pinned_count
         if not thread.pinned:
             # Unpinned: back among the others by recency.
+            when = row[5]
             position = pinned_count
             while (
-                position < len(self.rows)
-                and not self.rows[position].pinned
-                and self.rows[position].when > row.when
+                position < len(self._rows)
+                and not self._pinned_at(position)
+                and self._data_at(position)[5] > when
             ):
                 position += 1
-        self.rows.insert(position, row)
+        self._rows.insert(position, row)
         self._reindex()
         self.refresh_rows()
         if keep is not None and keep in self._index:
@@ -473,10 +548,11 @@ class ThreadList(VirtualList):
         if index is None:
             return
         keep = self.highlighted_id
-        row = self.rows.pop(index)
+        row = self._row_at(index)
+        del self._rows[index]
         row.when = when
-        position = 0 if row.pinned else sum(1 for r in self.rows if r.pinned)
-        self.rows.insert(position, row)
+        position = 0 if row.pinned else self._pinned_count()
+        self._rows.insert(position, row)
         self._reindex()
         self.refresh()
         if (
@@ -489,8 +565,9 @@ class ThreadList(VirtualList):
     @property
     def highlighted_id(self) -> str | None:
         """The id of the thread under the cursor, if loaded."""
-        row = self.highlighted
-        return row.id if row else None
+        if 0 <= self.cursor < len(self._rows):
+            return self._id_at(self.cursor)
+        return None
 
     def select(self, thread_id: str) -> bool:
         """Move the cursor to a loaded thread; returns whether it was found."""
@@ -503,21 +580,22 @@ class ThreadList(VirtualList):
     def targets(self) -> list[str]:
         """The threads a bulk action applies to: the marked ones, else the cursor's."""
         if self.marked:
-            return [row.id for row in self.rows if row.id in self.marked]
-        current = self.highlighted
-        return [current.id] if current else []
+            ids = (self._id_at(i) for i in range(len(self._rows)))
+            return [thread_id for thread_id in ids if thread_id in self.marked]
+        current = self.highlighted_id
+        return [current] if current else []
 
     # --- keys ----------------------------------------------------------------------
 
     def action_toggle_mark(self) -> None:
         """Mark or unmark the row under the cursor, then move down."""
-        row = self.highlighted
-        if row is None:
+        thread_id = self.highlighted_id
+        if thread_id is None:
             return
-        if row.id in self.marked:
-            self.marked.discard(row.id)
+        if thread_id in self.marked:
+            self.marked.discard(thread_id)
         else:
-            self.marked.add(row.id)
+            self.marked.add(thread_id)
         self.refresh()
         self.move_cursor(self.cursor + 1)
 
@@ -564,16 +642,42 @@ class ThreadList(VirtualList):
         self._maybe_fetch_more()
 
     def action_activate(self) -> None:
-        row = self.highlighted
-        if row is not None:
-            self.post_message(self.Opened(self, row.id))
+        thread_id = self.highlighted_id
+        if thread_id is not None:
+            self.post_message(self.Opened(self, thread_id))
 
     def on_virtual_list_row_activated(self, event: VirtualList.RowActivated) -> None:
         event.stop()
-        if 0 <= event.index < len(self.rows):
-            self.post_message(self.Opened(self, self.rows[event.index].id))
+        if 0 <= event.index < len(self._rows):
+            self.post_message(self.Opened(self, self._id_at(event.index)))
 
     # --- drawing -------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        # New CSS (focus, theme, a class on an ancestor): resolve the styles again.
+        super().notify_style_update()
+        self._palettes.clear()
+        self._strips.clear()
+
+    def _palette(self, selected: bool, marked: bool) -> RowPalette:
+        key = (selected, marked)
+        palette = self._palettes.get(key)
+        if palette is None:
+            base = self.rich_style
+            if selected:
+                base += self.get_component_rich_style(
+                    "thread-list--cursor", partial=True
+                )
+            if marked:
+                base += self.get_component_rich_style(
+                    "thread-list--marked", partial=True
+                )
+            components = {
+                name: self.get_component_rich_style(name, partial=True)
+                for name in COMPONENTS
+            }
+            palette = self._palettes[key] = RowPalette(base, components)
+        return palette
 
     def render_empty(self, y: int, width: int) -> Strip:
         base = self.rich_style
@@ -584,27 +688,58 @@ class ThreadList(VirtualList):
         return fit([Segment("  " + lines[y - 1], style)], width, base)
 
     def render_row(self, index: int, line: int, width: int, selected: bool) -> Strip:
-        base = self.rich_style
-        if selected:
-            base = base + self.get_component_rich_style(
-                "thread-list--cursor", partial=True
-            )
-        if index >= len(self.rows):
+        if index >= len(self._rows):
+            base = self._palette(selected, False).base
             style = base + self.get_component_rich_style(
                 "thread-list--placeholder", partial=True
             )
             return fit([Segment("    loading…", style)], width, base)
-        row = self.rows[index]
-        marked = row.id in self.marked
-        if marked:
-            base = base + self.get_component_rich_style(
-                "thread-list--marked", partial=True
+        row = self._data_at(index)
+        marked = row[0] in self.marked
+        when = relative_time(row[5], self._now(), short=True)
+        # Keyed by what the row shows, so a row changed in place is drawn again; the
+        # same strip object also lets Textual reuse what it cached on it.
+        key = (row, width, selected, marked, when)
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) >= STRIP_CACHE:
+                self._strips.clear()
+            strip = self._strips[key] = draw_thread_row(
+                row,
+                width=width,
+                when=when,
+                palette=self._palette(selected, marked),
+                marked=marked,
             )
-        return draw_thread_row(
-            row,
-            width=width,
-            base=base,
-            marked=marked,
-            now=self._now(),
-            style=lambda name: self.get_component_rich_style(name, partial=True),
-        )
+        return strip
+
+
+STRIP_CACHE = 256
+"""Drawn rows kept: a few screens' worth (cleared when full or when the CSS changes).
+Each strip carries Textual's own caches, a dozen objects for the collector to walk."""
+
+
+class _Rows(Sequence[ThreadRow]):
+    """The list's rows as `ThreadRow`s, made on demand (see `ThreadList._row_at`)."""
+
+    def __init__(self, owner: ThreadList) -> None:
+        self._owner = owner
+
+    def __len__(self) -> int:
+        return len(self._owner._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> ThreadRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ThreadRow]: ...
+
+    def __getitem__(self, index: int | slice) -> ThreadRow | list[ThreadRow]:
+        size = len(self._owner._rows)
+        if isinstance(index, slice):
+            return [self._owner._row_at(i) for i in range(*index.indices(size))]
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError("row index out of range")
+        return self._owner._row_at(index)

@@ -3,12 +3,16 @@
 A row is built from `Segment`s of sanitised text, never from markup, so a title such as
 `[@click=app.quit]` is shown as typed and cannot become an action (T29), and a control
 sequence in a title is shown as a visible picture instead of reaching the terminal (T26).
+
+The sidebar may hold 100,000 rows. It keeps each as a `RowData` tuple of plain values
+rather than an object: the garbage collector stops tracking such tuples, so its full
+passes (which stall the event loop) do not grow with the list. `ThreadRow` is the
+object form that callers see and may change in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from rich.cells import cell_len
@@ -17,11 +21,18 @@ from rich.style import Style
 from textual.strip import Strip
 
 from tenex_tui.core.models import Thread
-from tenex_tui.ui.format import relative_time, thread_title
+from tenex_tui.core.text import sanitize_line
+from tenex_tui.ui.format import thread_title
 from tenex_tui.ui.widgets.virtual_list import fit
 
 MAX_TITLE_CHARS = 120
 """Titles are cut here once, when a row is built (the column is narrower anyway)."""
+MAX_AGENT_CHARS = 12
+"""An agent slug is cut here in a row (it is a hint; the header has it in full)."""
+
+RowData = tuple[str, str, bool, bool, str | None, datetime, bool, str | None]
+"""A row's values in `ThreadRow` field order (id, title, pinned, unread, status, when,
+archived, agent): atomic values only, so the tuple is not tracked by the collector."""
 
 
 @dataclass(slots=True)
@@ -38,6 +49,8 @@ class ThreadRow:
     when: datetime
     """Last activity, for the relative time."""
     archived: bool
+    agent: str | None = None
+    """The slug of the thread's agent, sanitised and short (None: the assistant)."""
 
     def update_from(self, other: ThreadRow) -> None:
         """Take another row's values (the same thread, fresher), in place."""
@@ -47,19 +60,40 @@ class ThreadRow:
         self.status = other.status
         self.when = other.when
         self.archived = other.archived
+        self.agent = other.agent
+
+    def data(self) -> RowData:
+        """The row's values as a `RowData` tuple."""
+        return tuple([getattr(self, name) for name in _FIELDS])
+
+    @classmethod
+    def from_data(cls, data: RowData) -> ThreadRow:
+        """The object form of a stored row."""
+        return cls(*data)
 
     @classmethod
     def from_thread(cls, thread: Thread) -> ThreadRow:
         """Build a row from a thread as the backend returned it."""
-        return cls(
-            id=thread.id,
-            title=thread_title(thread.title, max_chars=MAX_TITLE_CHARS),
-            pinned=thread.pinned,
-            unread=thread.unread,
-            status=thread.last_status,
-            when=thread.last_message_at or thread.created_at,
-            archived=thread.archived,
-        )
+        return cls(*row_data(thread))
+
+
+_FIELDS = tuple(field.name for field in fields(ThreadRow))
+
+
+def row_data(thread: Thread) -> RowData:
+    """A thread as the sidebar stores it (in `ThreadRow` field order)."""
+    return (
+        thread.id,
+        thread_title(thread.title, max_chars=MAX_TITLE_CHARS),
+        thread.pinned,
+        thread.unread,
+        thread.last_status,
+        thread.last_message_at or thread.created_at,
+        thread.archived,
+        sanitize_line(thread.agent, max_chars=MAX_AGENT_CHARS)
+        if thread.agent
+        else None,
+    )
 
 
 _MARKERS = {
@@ -69,56 +103,93 @@ _MARKERS = {
     "stopped": ("■", "thread-list--stopped"),
 }
 
+COMPONENTS = (
+    "thread-list--time",
+    "thread-list--pin",
+    "thread-list--unread",
+    *(component for _glyph, component in _MARKERS.values()),
+)
+"""The component classes a row's palette resolves."""
+
+
+class RowPalette:
+    """The styles of rows in one state (cursor or not, marked or not), resolved once.
+
+    Looking a style up per row (`DOMNode.rich_style` walks every ancestor) cost more than
+    drawing the row; the list builds a palette per state and reuses it until its CSS
+    changes.
+    """
+
+    __slots__ = ("base", "bold", "markers", "pin", "time", "unread")
+
+    def __init__(self, base: Style, components: dict[str, Style]) -> None:
+        """Combine a base style with the list's component styles.
+
+        Args:
+            base: The row's background style (cursor and marks already applied).
+            components: Partial component styles by class name (see `COMPONENTS`).
+        """
+        self.base = base
+        self.bold = base + Style(bold=True)
+        self.time = base + components["thread-list--time"]
+        self.pin = base + components["thread-list--pin"]
+        self.unread = base + components["thread-list--unread"]
+        self.markers = {
+            status: (glyph, base + components[component])
+            for status, (glyph, component) in _MARKERS.items()
+        }
+
 
 def draw_thread_row(
-    row: ThreadRow,
-    *,
-    width: int,
-    base: Style,
-    marked: bool,
-    now: datetime,
-    style: Callable[[str], Style],
+    row: RowData, *, width: int, when: str, palette: RowPalette, marked: bool
 ) -> Strip:
-    """Draw a row: marker, pin, title (bold when unread), relative time.
+    """Draw a row: marker, pin, title (bold when unread), agent, relative time.
 
     Args:
-        row: The row.
+        row: The row's values.
         width: Cells available.
-        base: The row's background style (cursor and marks already applied).
+        when: The relative time of its last activity (`5m`, `Jan 5`).
+        palette: The styles of its state.
         marked: Whether it is marked for a bulk action (✓ replaces the marker).
-        now: The current time, for the relative time.
-        style: Looks up a component style of the list by name.
     """
+    _id, title, pinned, unread, status, _when, _archived, agent_slug = row
+    base = palette.base
     segments: list[Segment] = [Segment(" ", base)]
     if marked:
-        segments.append(Segment("✓", base + Style(bold=True)))
-    elif row.status in _MARKERS:
-        glyph, component = _MARKERS[row.status]
-        segments.append(Segment(glyph, base + style(component)))
-    elif row.unread:
-        unread = style("thread-list--unread")
-        segments.append(Segment("●", base + unread))
+        segments.append(Segment("✓", palette.bold))
+    elif status in palette.markers:
+        glyph, marker = palette.markers[status]
+        segments.append(Segment(glyph, marker))
+    elif unread:
+        segments.append(Segment("●", palette.unread))
     else:
         segments.append(Segment(" ", base))
-    if row.pinned:
-        pin = style("thread-list--pin")
-        segments.append(Segment("⚑", base + pin))
-    else:
-        segments.append(Segment(" ", base))
+    segments.append(Segment("⚑", palette.pin) if pinned else Segment(" ", base))
     segments.append(Segment(" ", base))
-    when = relative_time(row.when, now, short=True)
     time_width = cell_len(when)
     title_width = max(1, width - 4 - time_width - 2)
-    title_style = base + Style(bold=True) if row.unread else base
-    title = row.title
-    if cell_len(title) > title_width:
+    # The agent, muted, after the title: only when the title keeps ~12 cells.
+    agent = f" · {agent_slug}" if agent_slug else ""
+    agent_width = cell_len(agent)
+    if agent and title_width - agent_width < 12:
+        agent = ""
+        agent_width = 0
+    title_width -= agent_width
+    title_cells = cell_len(title)
+    if title_cells > title_width:
         title = _crop(title, title_width - 1) + "…"
-    segments.append(Segment(title, title_style))
-    gap = width - 4 - cell_len(title) - time_width - 1
+        title_cells = cell_len(title)
+    segments.append(Segment(title, palette.bold if unread else base))
+    if agent:
+        segments.append(Segment(agent, palette.time))
+    gap = width - 4 - title_cells - agent_width - time_width - 1
     segments.append(Segment(" " * max(1, gap), base))
-    time_style = base + style("thread-list--time")
-    segments.append(Segment(when, time_style))
+    segments.append(Segment(when, palette.time))
     segments.append(Segment(" ", base))
+    if gap >= 1:
+        # Exactly `width` cells already: one strip, not the three `fit` makes (each
+        # strip builds seven caches, and a page move draws every visible row).
+        return Strip(segments, width)
     return fit(segments, width, base)
 
 
@@ -126,6 +197,9 @@ def _crop(text: str, cells: int) -> str:
     """Cut text to at most `cells` terminal cells (wide characters count twice)."""
     if cells <= 0:
         return ""
+    if text.isascii():
+        # Sanitised ASCII is printable, one cell per character.
+        return text[:cells]
     total = 0
     for position, char in enumerate(text):
         total += cell_len(char)

@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import var
 from textual.scroll_view import ScrollView
@@ -109,6 +109,11 @@ class VirtualList(ScrollView, can_focus=True):
             """The list that posted the message."""
             return self.virtual_list
 
+    _pass: tuple[int, int, int] | None = None
+    """Width, row count and scroll offset while one repaint draws its lines."""
+    _geometry: tuple[Size, Size, Size] | None = None
+    """Size, container size and virtual size at the last layout pass."""
+
     # --- what subclasses provide -------------------------------------------------
 
     @property
@@ -151,12 +156,30 @@ class VirtualList(ScrollView, can_focus=True):
             self.cursor = 0
         self.refresh()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Textual asks for every line of a repaint in one call: resolve the geometry
+        # once for all of them (`scrollable_content_region` walks up to the screen,
+        # which cost more than drawing a row).
+        self._pass = (
+            self.scrollable_content_region.width,
+            self.row_count,
+            self.scroll_offset.y,
+        )
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        count = self.row_count
+        if self._pass is not None:
+            width, count, top = self._pass
+        else:
+            width = self.scrollable_content_region.width
+            count = self.row_count
+            top = self.scroll_offset.y
         if count == 0:
             return self.render_empty(y, width)
-        index, line = divmod(self.scroll_offset.y + y, self.ROW_HEIGHT)
+        index, line = divmod(top + y, self.ROW_HEIGHT)
         if index >= count:
             return Strip.blank(width, self.rich_style)
         return self.render_row(index, line, width, index == self.cursor)
@@ -187,6 +210,21 @@ class VirtualList(ScrollView, can_focus=True):
             self.scroll_to(y=first, animate=False, force=True)
         elif last >= top + height:
             self.scroll_to(y=last - height + 1, animate=False, force=True)
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        # Every layout pass anywhere on the screen calls this with the region's size as
+        # `virtual_size`, which never equals a virtual list's, so Textual redrew this
+        # list's scroll bar (a full repaint of its column, and a frame of its own) on
+        # each pass: ~10 times a second while a reply streams in the pane beside it.
+        # Only a change of our size, our container or our virtual size matters.
+        # (A private hook: textual is pinned exactly in pyproject.toml.)
+        geometry = (size, container_size, self.virtual_size)
+        if geometry == self._geometry:
+            return False
+        self._geometry = geometry
+        return super()._size_updated(size, virtual_size, container_size, layout)
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(
