@@ -79,6 +79,7 @@ def serve(args: argparse.Namespace, ctx: CliContext) -> int:
         configure_access_log,
         engine_provider,
         serve_forever,
+        tune_gc,
     )
 
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -104,6 +105,7 @@ def serve(args: argparse.Namespace, ctx: CliContext) -> int:
             await engine.info()
             app = create_app(engine_provider(engine), Authenticator(engine))
             configure_access_log(ctx.stderr)
+            tune_gc()
             await serve_forever(
                 app,
                 host=args.host,

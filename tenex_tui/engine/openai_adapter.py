@@ -21,7 +21,14 @@ that started is never retried, because a second generation would be billed and w
 differ. The SDK sends no `Idempotency-Key` header.
 
 The SDK costs ~0.6 s to import and ~50 ms to build a client, so nothing is imported at
-module import; `warm()` does both in a worker thread.
+module import; `warm()` does both in a worker thread, and also what the first request
+would import on the event loop.
+
+Throughput (a server streams thousands of chunks a second through here): the text of
+every chunk that arrived together is yielded as one `TextDelta`; the request body goes
+in `extra_body`, skipping the SDK's per-request rewrite of it; the SDK's client runs on
+`openai_transport.StreamingTransport` (a lean HTTP/1.1 transport) unless a proxy is
+configured; the idle timeout costs one timer per idle period, not one per read.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from tenex_tui.engine.openai_stream import (
     LOG_PAYLOAD,
     ReplyAssembler,
     SSEDecoder,
+    StallWatch,
     error_detail,
 )
 
@@ -154,7 +162,7 @@ class OpenAICompatibleAdapter:
     def _build_client(self) -> AsyncOpenAI:
         import openai
 
-        from tenex_tui.engine.openai_transport import streaming_client
+        from tenex_tui.engine.openai_transport import preload, streaming_client
 
         client = openai.AsyncOpenAI(
             base_url=self._base_url,
@@ -167,7 +175,7 @@ class OpenAICompatibleAdapter:
             default_headers=self._extra_headers or None,
             http_client=streaming_client() if self._lean_transport else None,
         )
-        _preload(client)
+        preload(client)
         return client
 
     # ------------------------------------------------------------------ models
@@ -287,7 +295,7 @@ class OpenAICompatibleAdapter:
         done = False
         body: AsyncIterator[bytes] = response.iter_bytes().__aiter__()
         broken: tuple[type[BaseException], ...] = (TimeoutError, *_transport_errors())
-        stall = _StallWatch(self._idle_timeout)
+        stall = StallWatch(self._idle_timeout)
         try:
             while not done:
                 try:
@@ -592,136 +600,6 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(
         exc, TimeoutError | httpx2.TimeoutException | openai.APITimeoutError
     )
-
-
-_SAMPLE_BODY: dict[str, Any] = {
-    "model": "m",
-    "stream": True,
-    "stream_options": {"include_usage": True},
-    "messages": [
-        {"role": "system", "content": "s"},
-        {"role": "user", "content": "u"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "c",
-                    "type": "function",
-                    "function": {"name": "f", "arguments": "{}"},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "c", "content": "r"},
-    ],
-    "tools": [
-        {
-            "type": "function",
-            "function": {
-                "name": "f",
-                "description": "d",
-                "parameters": {"type": "object"},
-            },
-        }
-    ],
-}
-"""A request body of every shape the adapter sends, to warm the SDK's caches."""
-
-
-class _StallWatch:
-    """The idle timeout of a streamed body, without a timer per read.
-
-    `asyncio.timeout` around every read schedules and cancels a timer handle per
-    chunk, thousands per second on a busy server. This arms one timer per idle
-    period instead: when it fires it checks whether the current wait really has
-    lasted `seconds`, and re-arms for the remainder otherwise. Only a wait that did
-    last that long cancels the task, and `timed_out()` tells that cancel apart from
-    any other (the same bookkeeping as `asyncio.Timeout`).
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._seconds = seconds
-        self._since = self._loop.time()
-        self._waiting = False
-        self._expired = False
-        self._handle: asyncio.TimerHandle | None = self._loop.call_at(
-            self._since + seconds, self._fire
-        )
-
-    def waiting(self) -> None:
-        """A read starts now (in the task that will be cancelled if it stalls)."""
-        task = asyncio.current_task()
-        if task is not self._task and task is not None:
-            self._task, self._cancelling = task, task.cancelling()
-        self._since = self._loop.time()
-        self._waiting = True
-
-    def idle(self) -> None:
-        """The read ended (data, end of body or error)."""
-        self._waiting = False
-
-    def timed_out(self) -> bool:
-        """Whether the CancelledError being handled is this watch's (uncancels it)."""
-        if not self._expired:
-            return False
-        self._expired = False
-        return self._task.uncancel() <= self._cancelling
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _fire(self) -> None:
-        now = self._loop.time()
-        due = self._since + self._seconds
-        if not self._waiting or now < due:
-            # Still inside the idle period (or between reads): look again later.
-            later = due if self._waiting else now + self._seconds
-            self._handle = self._loop.call_at(later, self._fire)
-            return
-        self._handle = None
-        self._expired = True
-        self._task.cancel()
-
-
-def _preload(client: AsyncOpenAI) -> None:
-    """Import, off the event loop, what the first request would import on it.
-
-    The SDK builds `client.chat` (importing every chat resource module) on first
-    access, and anyio loads its asyncio backend when the first connection opens:
-    ~0.25 s of imports that would otherwise land on the loop inside the first send
-    (measured by the benchmarks' "first message after start-up"). Best effort: a
-    module that moved in a later SDK is simply imported when it is first used.
-    """
-    import importlib
-
-    with contextlib.suppress(Exception):
-        # Touching the property chain builds (and caches) the resource objects.
-        _ = client.chat.completions.with_streaming_response.create
-        _ = client.models.list
-    with contextlib.suppress(Exception):
-        # The SDK rewrites every request body against its TypedDicts; the first time
-        # it resolves their type hints (~20 ms, cached after). Do that here.
-        from openai._utils import maybe_transform
-        from openai.types.chat import completion_create_params
-
-        maybe_transform(_SAMPLE_BODY, completion_create_params.CompletionCreateParams)
-    for name in (
-        "anyio._backends._asyncio",
-        "anyio.streams.memory",
-        "anyio.streams.stapled",
-        "jiter",
-        "httpcore2._async.http11",
-        "httpcore2._backends.anyio",
-    ):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:

@@ -4,11 +4,13 @@ Pure code with no SDK or network, used by `openai_adapter.py`: `SSEDecoder` turn
 body bytes into `(event, data)` pairs, linear in size and tolerant of invalid UTF-8 and
 of servers that omit the blank line between events; `ReplyAssembler` turns decoded
 chunk objects into `LLMEvent`s and the final `Finished`, assembling tool-call fragments
-per index (id and name set once, arguments concatenated, JSON parsed at the end).
+per index (id and name set once, arguments concatenated, JSON parsed at the end);
+`StallWatch` is the idle timeout of a body being read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -273,3 +275,65 @@ def error_detail(error: object) -> str:
                 return error_detail(value)
         return json.dumps(error)[:LOG_PAYLOAD]
     return str(error)[:LOG_PAYLOAD] if error else ""
+
+
+class StallWatch:
+    """The idle timeout of a streamed body, without a timer per read.
+
+    `asyncio.timeout` around every read schedules and cancels a timer handle per
+    chunk, thousands per second on a busy server. This arms one timer per idle
+    period instead: when it fires it checks whether the current wait really has
+    lasted `seconds`, and re-arms for the remainder otherwise. Only a wait that did
+    last that long cancels the task, and `timed_out()` tells that cancel apart from
+    any other (the same bookkeeping as `asyncio.Timeout`).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._seconds = seconds
+        self._since = self._loop.time()
+        self._waiting = False
+        self._expired = False
+        self._handle: asyncio.TimerHandle | None = self._loop.call_at(
+            self._since + seconds, self._fire
+        )
+
+    def waiting(self) -> None:
+        """A read starts now (in the task that will be cancelled if it stalls)."""
+        task = asyncio.current_task()
+        if task is not self._task and task is not None:
+            self._task, self._cancelling = task, task.cancelling()
+        self._since = self._loop.time()
+        self._waiting = True
+
+    def idle(self) -> None:
+        """The read ended (data, end of body or error)."""
+        self._waiting = False
+
+    def timed_out(self) -> bool:
+        """Whether the CancelledError being handled is this watch's (uncancels it)."""
+        if not self._expired:
+            return False
+        self._expired = False
+        return self._task.uncancel() <= self._cancelling
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        due = self._since + self._seconds
+        if not self._waiting or now < due:
+            # Still inside the idle period (or between reads): look again later.
+            later = due if self._waiting else now + self._seconds
+            self._handle = self._loop.call_at(later, self._fire)
+            return
+        self._handle = None
+        self._expired = True
+        self._task.cancel()

@@ -11,8 +11,9 @@ to a buffer, the body iterator decodes `Content-Length`, chunked or close-delimi
 bodies straight from it and yields whatever arrived in one piece.
 
 Scope, on purpose: plain HTTP/1.1 over TCP or TLS, keep-alive with a small idle pool
-per origin. Requests through a proxy never come here: the client routes proxied URLs to
-its own proxy transports (it reads the proxy variables itself). Errors are httpx2's, so
+per origin. With a proxy configured (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) it is
+not used at all: httpx2 ignores those variables once given a transport, so the SDK's
+own client, which honours them, is kept. Errors are httpx2's, so
 the SDK maps them as it maps its own: `ConnectError`/`ConnectTimeout` before the
 response, `ReadTimeout`, `ReadError` and `RemoteProtocolError` after.
 """
@@ -20,12 +21,17 @@ response, `ReadTimeout`, `ReadError` and `RemoteProtocolError` after.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import ssl
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx2
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 MAX_HEAD_BYTES = 64 * 1024
 """A response head larger than this is a protocol error."""
@@ -504,13 +510,28 @@ class _Body(httpx2.AsyncByteStream):
             await conn.more(self._timeout, self._request)
 
 
-def streaming_client(**options: Any) -> Any:
-    """The SDK's default async HTTP client, with `StreamingTransport` underneath.
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+"""Proxy settings httpx2 reads from the environment (in either case)."""
 
-    Keeps the SDK's defaults (limits, redirects, timeouts as given by the SDK) and its
-    proxy handling: URLs the proxy variables cover go through the client's own proxy
-    transports.
+
+def proxies_configured(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment names a proxy (then the SDK's own stack is used)."""
+    env = os.environ if environ is None else environ
+    return any(env.get(name) or env.get(name.lower()) for name in PROXY_VARIABLES)
+
+
+def streaming_client(**options: Any) -> Any | None:
+    """The SDK's default async HTTP client with `StreamingTransport` underneath.
+
+    Keeps the SDK's defaults (limits, redirects, timeouts). httpx2 ignores the proxy
+    variables once a transport is given, so with a proxy configured this returns None
+    and the SDK builds its own client, which honours them.
+
+    Returns:
+        The client, or None for "let the SDK build its default one".
     """
+    if proxies_configured():
+        return None
     import openai
 
     ssl_context = httpx2.create_ssl_context()
@@ -519,4 +540,78 @@ def streaming_client(**options: Any) -> Any:
     )
 
 
-__all__ = ["StreamingTransport", "streaming_client"]
+_SAMPLE_BODY: dict[str, Any] = {
+    "model": "m",
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "messages": [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "r"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "f",
+                "description": "d",
+                "parameters": {"type": "object"},
+            },
+        }
+    ],
+}
+"""A request body of every shape the adapter sends, to warm the SDK's caches."""
+
+
+def preload(client: AsyncOpenAI) -> None:
+    """Import, off the event loop, what the first request would import on it.
+
+    The SDK builds `client.chat` (importing every chat resource module) on first
+    access, and anyio loads its asyncio backend when the first connection opens:
+    ~0.25 s of imports that would otherwise land on the loop inside the first send
+    (measured by the benchmarks' "first message after start-up"). Best effort: a
+    module that moved in a later SDK is simply imported when it is first used.
+    """
+    import importlib
+
+    with contextlib.suppress(Exception):
+        # Touching the property chain builds (and caches) the resource objects.
+        _ = client.chat.completions.with_streaming_response.create
+        _ = client.models.list
+    with contextlib.suppress(Exception):
+        # The SDK rewrites every request body against its TypedDicts; the first time
+        # it resolves their type hints (~20 ms, cached after). Do that here.
+        from openai._utils import maybe_transform
+        from openai.types.chat import completion_create_params
+
+        maybe_transform(_SAMPLE_BODY, completion_create_params.CompletionCreateParams)
+    for name in (
+        "anyio._backends._asyncio",
+        "anyio.streams.memory",
+        "anyio.streams.stapled",
+        "jiter",
+        "httpcore2._async.http11",
+        "httpcore2._backends.anyio",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+__all__ = [
+    "PROXY_VARIABLES",
+    "StreamingTransport",
+    "preload",
+    "proxies_configured",
+    "streaming_client",
+]

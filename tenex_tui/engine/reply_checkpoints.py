@@ -9,8 +9,8 @@ every reply that has something pending in ONE transaction per interval instead:
 
 - a reply marks itself dirty when it publishes an event (`mark`), or urgent when a lot
   of text is pending (`urgent`, 4 KiB): the batch then runs at once;
-- a batch takes each dirty reply's pending data under that reply's flush lock (a reply
-  whose final commit holds the lock is left to it), writes them all with
+- a batch takes each dirty reply's pending data under that reply's `WriteGate` (a reply
+  whose final commit holds the gate is left to it), writes them all with
   `Store.checkpoint_many`, and hands every reply its own result (deleted, or asked to
   stop by another process);
 - a failed batch (disk full, busy) gives every reply its data back, and the next one is
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,8 +33,6 @@ from tenex_tui.engine.store_events import CheckpointItem, CheckpointResult, Flag
 if TYPE_CHECKING:
     from tenex_tui.engine.store import Store
     from tenex_tui.engine.store_db import DbThread
-
-logger = logging.getLogger("tenex_tui.engine")
 
 CANCEL_CHECK_SECONDS = 1.0
 """How often a quiet reply looks for a stop request from another process."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import socket
@@ -275,6 +276,26 @@ async def serve_forever(
     config = _config(app, tls_cert=tls_cert, tls_key=tls_key, graceful_timeout=5.0)
     server = _Server(config, signals=True, streams=_streams_of(app))
     await server.serve(sockets=[sock])
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Allocations between young collections, and young/middle collections per older one."""
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running server.
+
+    A busy server holds hundreds of thousands of long-lived objects (every live reply
+    keeps its events for followers, plus the SDK, pydantic and Starlette), and with
+    CPython's default thresholds (700, 10, 10) the full collections that rescan them
+    took ~13% of the CPU at 500 streams, with single pauses of ~0.4 s: every stream's
+    p99. Freezing what start-up built moves it out of every collection; larger
+    thresholds make collections rarer (reference counting frees almost everything
+    anyway; the collector is only for cycles).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def configure_access_log(stream: TextIO, level: int = logging.INFO) -> None:

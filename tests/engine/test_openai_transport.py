@@ -347,3 +347,49 @@ async def test_https_is_verified_and_streams_like_http(tmp_path: Path) -> None:
             await fetch(url, StreamingTransport(), method="GET")
     finally:
         server.close()
+
+
+def test_a_configured_proxy_keeps_the_sdk_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tenex_tui.engine.openai_transport import (
+        PROXY_VARIABLES,
+        proxies_configured,
+        streaming_client,
+    )
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    client = streaming_client()
+    assert client is not None
+    assert isinstance(client._transport, StreamingTransport)
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:3128")
+    assert proxies_configured()
+    assert streaming_client() is None  # the SDK then builds its own, proxy-aware client
+
+
+@pytest.mark.parametrize("lean", [True, False])
+async def test_the_adapter_streams_over_either_stack(lean: bool) -> None:
+    from tenex_tui.engine.llm import ChatTurn, Finished, TextDelta
+    from tenex_tui.engine.openai_adapter import OpenAICompatibleAdapter
+    from tests.support.fake_llm import FakeLLMServer, Script
+
+    async with FakeLLMServer() as fake:
+        fake.enqueue(Script.reply("one two three"), Script.reply("again"))
+        adapter = OpenAICompatibleAdapter(
+            base_url=fake.base_url, api_key=None, lean_transport=lean
+        )
+        try:
+            for expected in ("one two three", "again"):
+                events = [
+                    e async for e in adapter.stream([ChatTurn("user", "x")], model="m")
+                ]
+                text = "".join(e.text for e in events if isinstance(e, TextDelta))
+                assert text == expected
+                assert isinstance(events[-1], Finished)
+            client = await adapter._ensure_client()
+            uses_lean = isinstance(client._client._transport, StreamingTransport)
+            assert uses_lean is lean
+        finally:
+            await adapter.aclose()

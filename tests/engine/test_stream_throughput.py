@@ -22,7 +22,8 @@ from tenex_tui.core.events import StreamEvent
 from tenex_tui.engine.clock import FixedClock, SystemClock
 from tenex_tui.engine.engine import LocalEngine
 from tenex_tui.engine.llm import ChatTurn, Finished, TextDelta
-from tenex_tui.engine.openai_adapter import OpenAICompatibleAdapter, _StallWatch
+from tenex_tui.engine.openai_adapter import OpenAICompatibleAdapter
+from tenex_tui.engine.openai_stream import StallWatch
 from tenex_tui.engine.reply_checkpoints import CheckpointBatcher
 from tests.engine.conftest import WAIT, collect, text_of, within
 from tests.support.fake_llm import FakeLLMServer, Script
@@ -141,7 +142,7 @@ asyncio.run(main())
 
 async def test_the_stall_watch_cancels_only_a_wait_that_lasted_its_time() -> None:
     loop = asyncio.get_running_loop()
-    watch = _StallWatch(0.05)
+    watch = StallWatch(0.05)
     try:
         # Between reads (not waiting) nothing fires, however long it takes.
         gate = loop.create_future()
@@ -161,7 +162,7 @@ async def test_the_stall_watch_cancels_only_a_wait_that_lasted_its_time() -> Non
 
 async def test_an_outside_cancel_is_not_taken_for_a_stall() -> None:
     async def reader() -> None:
-        watch = _StallWatch(30)
+        watch = StallWatch(30)
         try:
             watch.waiting()
             try:

@@ -215,3 +215,19 @@ async def test_hundreds_of_streams_share_one_key_lookup_when_the_cache_expires()
     assert authenticator.cached_validity(scope) is False
     now[0] = 5.0
     assert authenticator.cached_validity(scope) is None  # stale: ask the store again
+
+
+def test_the_server_tunes_the_collector_for_long_lived_objects() -> None:
+    import gc
+
+    from tenex_tui.server.run import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > before[0]  # young collections are rarer
+        assert gc.get_freeze_count() > 0  # what start-up built is out of every scan
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
