@@ -39,7 +39,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class UiSettings(BaseModel):
     """The `[ui]` table: what the terminal app needs from the configuration."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     theme: str = "textual-dark"
     """A Textual theme name."""
@@ -52,9 +52,7 @@ class UiSettings(BaseModel):
 class ProviderSettings(BaseModel):
     """One `[providers.<name>]` table: an OpenAI-compatible chat completions server."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     base_url: str
     """The API root, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`."""
@@ -92,9 +90,7 @@ class ProviderSettings(BaseModel):
 class RemoteSettings(BaseModel):
     """The `[remote]` table: a hosted 10ex workspace."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     api_base: str = "https://api.10ex.ai"
     """The workspace API root (`TENEX_API_BASE` overrides it)."""
@@ -124,9 +120,7 @@ class RemoteSettings(BaseModel):
 class Settings(BaseModel):
     """Everything `config.toml` can say. A missing file means these defaults."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     model: str | None = None
     """The default model (`--model` and `TENEX_MODEL` override it)."""
@@ -160,11 +154,23 @@ def load_settings(path: Path) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Settings()
+        return default_settings()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ConfigError(f"{path}: cannot read the configuration: {reason}") from None
     return parse_settings(text, path)
+
+
+def default_settings() -> Settings:
+    """The settings of a missing `config.toml`, equal to `Settings()`.
+
+    Built without validating: the defaults are valid by construction, and the models
+    build their validators on first use (`defer_build`), ~40 ms that a start-up without
+    a config file does not need to spend.
+    """
+    return Settings.model_construct(
+        remote=RemoteSettings.model_construct(), ui=UiSettings.model_construct()
+    )
 
 
 def parse_settings(text: str, path: Path) -> Settings:

@@ -65,9 +65,64 @@ class _Parser(argparse.ArgumentParser):
     scrollback and in logs that capture stderr.
     """
 
+    commands_registered = True
+    """False until the command modules have added their subcommands (see below)."""
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {redact(message)}\n")
+
+    # The command modules (and what they import) are only loaded when a command line
+    # names a command or asks for help: `tenex-tui` alone opens the app, and importing
+    # thirteen command modules and building their parsers cost ~40 ms of its start.
+
+    def register_commands(self) -> None:
+        """Add every command module's subcommands (once)."""
+        if self.commands_registered:
+            return
+        self.commands_registered = True
+        subparsers = self.add_subparsers(dest="command", metavar="COMMAND")
+        for name in COMMAND_MODULES:
+            module = importlib.import_module(f"tenex_tui.cli.cmd_{name}")
+            module.register(subparsers)
+
+    def parse_known_args(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        namespace: argparse.Namespace | None = None,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        argv = sys.argv[1:] if args is None else list(args)
+        if _names_a_command(argv):
+            self.register_commands()
+        elif not self.commands_registered:
+            self.set_defaults(command=None)
+        return super().parse_known_args(argv, namespace)
+
+    def format_usage(self) -> str:
+        self.register_commands()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.register_commands()
+        return super().format_help()
+
+
+_VALUE_OPTIONS = ("--home", "--model", "--provider")
+"""The top-level options that take a value."""
+
+
+def _names_a_command(argv: Sequence[str]) -> bool:
+    """Whether a command line may need the commands: anything but the top-level
+    options spelled out in full (a command, `--help`, an abbreviation, a typo)."""
+    expect_value = False
+    for arg in argv:
+        if expect_value:
+            expect_value = False
+        elif arg in _VALUE_OPTIONS:
+            expect_value = True
+        elif arg != "--remote" and arg.split("=", 1)[0] not in _VALUE_OPTIONS:
+            return True
+    return False
 
 
 _KEY_OPTIONS = ("--api-key", "--api_key", "--apikey")
@@ -89,7 +144,10 @@ def _refuse_key_options(argv: Sequence[str]) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `tenex-tui`, with every registered command."""
+    """The argument parser of `tenex-tui`, with every registered command.
+
+    The commands are registered when a command line first needs them (see `_Parser`).
+    """
     parser = _Parser(
         prog="tenex-tui",
         description=(
@@ -127,10 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"tenex-tui {__version__}"
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"tenex_tui.cli.cmd_{name}")
-        module.register(subparsers)
+    # Added on first use (a command line that names a command, help, usage).
+    parser.commands_registered = False
     return parser
 
 

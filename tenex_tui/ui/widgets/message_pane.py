@@ -26,11 +26,11 @@ from textual.widgets import Static
 
 from tenex_tui.core.models import Message
 from tenex_tui.ui.replies import ReplyState
+from tenex_tui.ui.widgets.live_markdown import settled_virtual_size
 from tenex_tui.ui.widgets.message_view import (
     KeyLabel,
     MessageView,
     ReplyView,
-    settled_virtual_size,
     utc_now,
 )
 
@@ -38,6 +38,10 @@ AnyView = MessageView | ReplyView
 
 PAINT_WAIT = 0.2
 """At most this long, a finished reply waits for its last words to paint."""
+FIRST_PAINT_SCREENS = 1.5
+"""How many screenfuls of a thread's newest messages (by a rough estimate of their
+height) are drawn for its first frame; the older ones of the page are mounted right
+after that frame."""
 
 
 def _default_key_label(binding_id: str) -> str:
@@ -181,6 +185,8 @@ class MessagePane(VerticalScroll, can_focus=True):
         self.selected = -1
         """Index of the selected view in `views`, or -1."""
         self._placeholder = "Select a thread, or press n to start one."
+        self._head: list[Message] = []
+        self._shows = 0
 
     # --- content -------------------------------------------------------------------
 
@@ -218,6 +224,8 @@ class MessagePane(VerticalScroll, can_focus=True):
 
     async def show_placeholder(self, text: str) -> None:
         """Show a hint instead of a thread (nothing open, opening…)."""
+        self._shows += 1
+        self._head = []
         self.thread_id = None
         self.has_older = False
         self.selected = -1
@@ -244,9 +252,15 @@ class MessagePane(VerticalScroll, can_focus=True):
                 stored (partial) copy of the message.
             select: A message to select and scroll to (a search hit), else the last.
         """
+        self._shows += 1
         self.thread_id = thread_id
         self.has_older = has_older
         self.loading_older = False
+        # Only what fills the first frame is drawn for it: each finished message is
+        # rendered (Markdown, code highlighting) to be laid out, on screen or not.
+        wait = 0 if select is not None else self._first_paint_split(messages)
+        self._head = list(messages[:wait])
+        messages = messages[wait:]
         views: list[Widget] = [self._older_marker()]
         if not messages and live is None:
             views.append(
@@ -280,6 +294,41 @@ class MessagePane(VerticalScroll, can_focus=True):
             )
         else:
             self.anchor()
+        if self._head:
+            shows = self._shows
+            self.call_after_refresh(
+                lambda: self.run_worker(
+                    self._mount_head(shows), group="pane-head", exit_on_error=False
+                )
+            )
+        else:
+            self.call_after_refresh(self._fill_viewport)
+
+    def _first_paint_split(self, messages: Sequence[Message]) -> int:
+        """How many of the oldest messages can be mounted after the first frame: the
+        newest ones are kept until they surely fill `FIRST_PAINT_SCREENS` screens."""
+        width = max(20, self.size.width - 8)
+        budget = max(10, self.size.height) * FIRST_PAINT_SCREENS
+        lines = 0
+        for index in range(len(messages) - 1, 0, -1):
+            lines += _estimated_lines(messages[index], width)
+            if lines >= budget:
+                return index
+        return 0
+
+    async def _mount_head(self, shows: int) -> None:
+        """Mount the older messages held back for the first frame, above the rest."""
+        if shows != self._shows or not self._head:
+            return  # another thread (or none) is shown now
+        head, self._head = self._head, []
+        first = self.views[0] if self.views else None
+        views = [self._make_view(message) for message in head]
+        if first is None:
+            await self.mount_all(views)
+        else:
+            await self.mount_all(views, before=first)
+        self.selected += len(views)
+        self._mark_last_reply()
         self.call_after_refresh(self._fill_viewport)
 
     def _fill_viewport(self) -> None:
@@ -469,6 +518,8 @@ class MessagePane(VerticalScroll, can_focus=True):
             view.toggle_tools()
 
     def _want_older(self) -> None:
+        if self._head:
+            return  # the rest of this page is being mounted; then we look again
         if self.has_older and not self.loading_older and self.thread_id is not None:
             self.loading_older = True
             self.post_message(self.OlderWanted(self))
@@ -477,3 +528,11 @@ class MessagePane(VerticalScroll, can_focus=True):
         super().watch_scroll_y(old, new)
         if new <= 1 and old > new:
             self._want_older()
+
+
+def _estimated_lines(message: Message, width: int) -> int:
+    """About how many lines a message takes at a width (header and margin included);
+    Markdown may draw it a little shorter or taller."""
+    body = sum(-(-len(line) // width) or 1 for line in message.content.split("\n"))
+    extra = len(message.tool_calls) + len(message.attachments)
+    return 2 + body + extra + (message.status != "complete")

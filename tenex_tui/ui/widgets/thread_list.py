@@ -11,14 +11,16 @@ never carries a control sequence to the terminal (T26, T29).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar, overload
+from typing import ClassVar
 
 from rich.segment import Segment
 from textual import work
 from textual.binding import Binding, BindingType
+from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 
@@ -27,8 +29,8 @@ from tenex_tui.core.models import Page, Thread
 from tenex_tui.ui.format import display_error, relative_time
 from tenex_tui.ui.widgets.thread_rows import (
     COMPONENTS,
-    RowData,
     RowPalette,
+    RowStore,
     ThreadRow,
     draw_thread_row,
     row_data,
@@ -231,9 +233,7 @@ class ThreadList(VirtualList):
         """Ids of the rows marked for a bulk action."""
         self.empty_text = "Opening…"
         """What the list says when it has no rows."""
-        # Rows as untracked tuples, or as the `ThreadRow` a caller asked for (and may
-        # change in place); see `thread_rows`.
-        self._rows: list[ThreadRow | RowData] = []
+        self._rows = RowStore()
         self._source: PageSource | None = None
         self._next_cursor: str | None = None
         self._total: int | None = None
@@ -242,16 +242,16 @@ class ThreadList(VirtualList):
         self._want_end = False
         self._select_after_load: str | None = None
         self._replace_rows = False
-        self._index: dict[str, int] = {}
         self._palettes: dict[tuple[bool, bool], RowPalette] = {}
-        self._strips: dict[tuple[object, ...], Strip] = {}
+        self._strips: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
+        self._pass_now: datetime | None = None
 
     # --- data ----------------------------------------------------------------------
 
     @property
     def rows(self) -> Sequence[ThreadRow]:
         """The loaded rows, in display order."""
-        return _Rows(self)
+        return self._rows
 
     @property
     def row_count(self) -> int:
@@ -279,51 +279,17 @@ class ThreadList(VirtualList):
     def highlighted(self) -> ThreadRow | None:
         """The row under the cursor, if it is loaded."""
         if 0 <= self.cursor < len(self._rows):
-            return self._row_at(self.cursor)
+            return self._rows.row_at(self.cursor)
         return None
 
     def row_for(self, thread_id: str) -> ThreadRow | None:
         """The loaded row of a thread, if any."""
-        index = self._index.get(thread_id)
-        return None if index is None else self._row_at(index)
+        index = self._rows.index_of(thread_id)
+        return None if index is None else self._rows.row_at(index)
 
     def index_of(self, thread_id: str) -> int | None:
         """The position of a loaded thread, if any."""
-        return self._index.get(thread_id)
-
-    def _row_at(self, index: int) -> ThreadRow:
-        # The object form, kept in the list from now on so that changes made to it
-        # (`row.unread = False`) are what the list draws.
-        row = self._rows[index]
-        if isinstance(row, ThreadRow):
-            return row
-        obj = ThreadRow.from_data(row)
-        self._rows[index] = obj
-        return obj
-
-    def _data_at(self, index: int) -> RowData:
-        row = self._rows[index]
-        return row.data() if isinstance(row, ThreadRow) else row
-
-    def _id_at(self, index: int) -> str:
-        row = self._rows[index]
-        return row.id if isinstance(row, ThreadRow) else row[0]
-
-    def _pinned_at(self, index: int) -> bool:
-        row = self._rows[index]
-        return row.pinned if isinstance(row, ThreadRow) else row[2]
-
-    def _pinned_count(self) -> int:
-        # Pinned rows come first: count until the first that is not.
-        count = 0
-        for index in range(len(self._rows)):
-            if not self._pinned_at(index):
-                break
-            count += 1
-        return count
-
-    def _reindex(self) -> None:
-        self._index = {self._id_at(i): i for i in range(len(self._rows))}
+        return self._rows.index_of(thread_id)
 
     def load(
         self, source: PageSource, *, select: str | None = None, keep_rows: bool = False
@@ -342,8 +308,7 @@ class ThreadList(VirtualList):
         self._select_after_load = select
         self._replace_rows = True
         if not keep_rows:
-            self._rows = []
-            self._index = {}
+            self._rows.clear()
             self.marked.clear()
             self._next_cursor = None
             self._total = None
@@ -381,22 +346,18 @@ class ThreadList(VirtualList):
 
     def _add_page(self, page: Page[Thread]) -> None:
         before = self.highlighted_id
-        first_new = len(self._rows)
+        rows = self._rows
+        first_new = len(rows)
         count_before = self.row_count
         replaced = self._replace_rows
         if replaced:
             self._replace_rows = False
-            self._rows = []
-            self._index = {}
+            rows.clear()
             self.marked &= {thread.id for thread in page.items}
             first_new = 0
-        known = self._index
-        rows = self._rows
         for thread in page.items:
-            if thread.id in known:
-                continue  # a row that moved between pages: keep the first sighting
-            known[thread.id] = len(rows)
-            rows.append(row_data(thread))
+            if not rows.has(thread.id):
+                rows.append(row_data(thread))
         self._next_cursor = page.next_cursor
         self._total = page.total
         if self._next_cursor is None:
@@ -410,7 +371,7 @@ class ThreadList(VirtualList):
             # screen.
             self._refresh_loaded(first_new, len(rows))
         if self._select_after_load is not None:
-            index = self._index.get(self._select_after_load)
+            index = self._rows.index_of(self._select_after_load)
             if index is not None:
                 self._select_after_load = None
                 self.move_cursor(index)
@@ -447,9 +408,9 @@ class ThreadList(VirtualList):
 
     def update_row(self, thread: Thread) -> None:
         """Redraw a thread's row from a fresh copy of the thread (if it is loaded)."""
-        index = self._index.get(thread.id)
-        if index is not None:
-            self._row_at(index).update_from(ThreadRow.from_thread(thread))
+        row = self.row_for(thread.id)
+        if row is not None:
+            row.update_from(ThreadRow.from_thread(thread))
             self.refresh()
 
     def set_status(self, thread_id: str, status: str | None, *, unread: bool) -> None:
@@ -462,22 +423,16 @@ class ThreadList(VirtualList):
 
     def remove_rows(self, thread_ids: Iterable[str]) -> list[tuple[int, ThreadRow]]:
         """Take rows out of the view (archived, deleted); returns them for an undo."""
-        doomed = {thread_id for thread_id in thread_ids if thread_id in self._index}
-        if not doomed:
-            return []
-        positions = sorted(self._index[thread_id] for thread_id in doomed)
-        removed = [(i, self._row_at(i)) for i in positions]
         keep_id = self.highlighted_id
-        self._rows = [
-            row for i, row in enumerate(self._rows) if self._id_at(i) not in doomed
-        ]
-        self.marked -= doomed
+        removed = self._rows.remove(set(thread_ids))
+        if not removed:
+            return []
+        self.marked -= {row.id for _index, row in removed}
         if self._total is not None:
             self._total = max(len(self._rows), self._total - len(removed))
-        self._reindex()
         cursor = self.cursor
-        if keep_id is not None and keep_id in self._index:
-            cursor = self._index[keep_id]
+        if keep_id is not None and self._rows.has(keep_id):
+            cursor = self._rows.index_of(keep_id) or 0
         self.refresh_rows()
         self.move_cursor(cursor)
         self.post_message(self.Highlighted(self, self.highlighted_id))
@@ -486,29 +441,21 @@ class ThreadList(VirtualList):
     def restore_rows(self, removed: list[tuple[int, ThreadRow]]) -> None:
         """Put back rows that `remove_rows` took out (undo), at their old positions."""
         for index, row in sorted(removed, key=lambda item: item[0]):
-            if row.id not in self._index:
-                self._rows.insert(min(index, len(self._rows)), row)
-                self._reindex()
+            if not self._rows.has(row.id):
+                self._rows.insert(index, row)
         if self._total is not None:
             self._total += len(removed)
         self.refresh_rows()
         if removed:
-            first = self._index.get(removed[0][1].id)
+            first = self._rows.index_of(removed[0][1].id)
             if first is not None:
                 self.move_cursor(first)
 
-    def _take(self, thread_id: str) -> None:
-        index = self._index.get(thread_id)
-        if index is not None:
-            del self._rows[index]
-            self._reindex()
-
     def insert_top(self, thread: Thread) -> None:
         """Show a new (or newly active) thread first among its kind and select it."""
-        self._take(thread.id)
-        position = 0 if thread.pinned else self._pinned_count()
+        self._rows.take(thread.id)
+        position = 0 if thread.pinned else self._rows.pinned_count()
         self._rows.insert(position, row_data(thread))
-        self._reindex()
         if self._total is not None:
             self._total = max(self._total, len(self._rows))
         self.refresh_rows()
@@ -516,62 +463,55 @@ class ThreadList(VirtualList):
 
     def move_to_section(self, thread: Thread) -> None:
         """After a pin or unpin: move the row to the top of its section."""
-        if thread.id not in self._index:
+        rows = self._rows
+        if not rows.has(thread.id):
             return
         keep = self.highlighted_id
-        self._take(thread.id)
+        rows.take(thread.id)
         row = row_data(thread)
-        pinned_count = self._pinned_count()
+        pinned_count = rows.pinned_count()
         position = 0 if thread.pinned else pinned_count
         if not thread.pinned:
             # Unpinned: back among the others by recency.
             when = row[5]
-            position = pinned_count
             while (
-                position < len(self._rows)
-                and not self._pinned_at(position)
-                and self._data_at(position)[5] > when
+                position < len(rows)
+                and not rows.pinned_at(position)
+                and rows.data_at(position)[5] > when
             ):
                 position += 1
-        self._rows.insert(position, row)
-        self._reindex()
+        rows.insert(position, row)
         self.refresh_rows()
-        if keep is not None and keep in self._index:
-            self.move_cursor(self._index[keep])
+        if keep is not None and (index := rows.index_of(keep)) is not None:
+            self.move_cursor(index)
 
     def bump(self, thread_id: str, when: datetime) -> None:
         """A thread just became the most recent: move it to the top of its section.
 
         The cursor stays on the thread it was on (which may be this one).
         """
-        index = self._index.get(thread_id)
-        if index is None:
-            return
+        rows = self._rows
         keep = self.highlighted_id
-        row = self._row_at(index)
-        del self._rows[index]
+        row = rows.take(thread_id)
+        if row is None:
+            return
         row.when = when
-        position = 0 if row.pinned else self._pinned_count()
-        self._rows.insert(position, row)
-        self._reindex()
+        rows.insert(0 if row.pinned else rows.pinned_count(), row)
         self.refresh()
-        if (
-            keep is not None
-            and keep in self._index
-            and self._index[keep] != self.cursor
-        ):
-            self.move_cursor(self._index[keep])
+        index = rows.index_of(keep) if keep is not None else None
+        if index is not None and index != self.cursor:
+            self.move_cursor(index)
 
     @property
     def highlighted_id(self) -> str | None:
         """The id of the thread under the cursor, if loaded."""
         if 0 <= self.cursor < len(self._rows):
-            return self._id_at(self.cursor)
+            return self._rows.id_at(self.cursor)
         return None
 
     def select(self, thread_id: str) -> bool:
         """Move the cursor to a loaded thread; returns whether it was found."""
-        index = self._index.get(thread_id)
+        index = self._rows.index_of(thread_id)
         if index is None:
             return False
         self.move_cursor(index)
@@ -580,8 +520,7 @@ class ThreadList(VirtualList):
     def targets(self) -> list[str]:
         """The threads a bulk action applies to: the marked ones, else the cursor's."""
         if self.marked:
-            ids = (self._id_at(i) for i in range(len(self._rows)))
-            return [thread_id for thread_id in ids if thread_id in self.marked]
+            return [id_ for id_ in self._rows.ids() if id_ in self.marked]
         current = self.highlighted_id
         return [current] if current else []
 
@@ -649,7 +588,7 @@ class ThreadList(VirtualList):
     def on_virtual_list_row_activated(self, event: VirtualList.RowActivated) -> None:
         event.stop()
         if 0 <= event.index < len(self._rows):
-            self.post_message(self.Opened(self, self._id_at(event.index)))
+            self.post_message(self.Opened(self, self._rows.id_at(event.index)))
 
     # --- drawing -------------------------------------------------------------------
 
@@ -679,6 +618,14 @@ class ThreadList(VirtualList):
             palette = self._palettes[key] = RowPalette(base, components)
         return palette
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # One clock reading for every row of a repaint.
+        self._pass_now = self._now()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_now = None
+
     def render_empty(self, y: int, width: int) -> Strip:
         base = self.rich_style
         lines = self.empty_text.split("\n")
@@ -694,52 +641,30 @@ class ThreadList(VirtualList):
                 "thread-list--placeholder", partial=True
             )
             return fit([Segment("    loading…", style)], width, base)
-        row = self._data_at(index)
+        row = self._rows.data_at(index)
         marked = row[0] in self.marked
-        when = relative_time(row[5], self._now(), short=True)
+        now = self._pass_now or self._now()
+        when = relative_time(row[5], now, short=True)
         # Keyed by what the row shows, so a row changed in place is drawn again; the
         # same strip object also lets Textual reuse what it cached on it.
         key = (row, width, selected, marked, when)
-        strip = self._strips.get(key)
+        strips = self._strips
+        strip = strips.get(key)
         if strip is None:
-            if len(self._strips) >= STRIP_CACHE:
-                self._strips.clear()
-            strip = self._strips[key] = draw_thread_row(
+            if len(strips) >= STRIP_CACHE:
+                strips.popitem(last=False)
+            strip = strips[key] = draw_thread_row(
                 row,
                 width=width,
                 when=when,
                 palette=self._palette(selected, marked),
                 marked=marked,
             )
+        else:
+            strips.move_to_end(key)
         return strip
 
 
 STRIP_CACHE = 256
-"""Drawn rows kept: a few screens' worth (cleared when full or when the CSS changes).
+"""Drawn rows kept, the least recently drawn dropped first: a few screens' worth.
 Each strip carries Textual's own caches, a dozen objects for the collector to walk."""
-
-
-class _Rows(Sequence[ThreadRow]):
-    """The list's rows as `ThreadRow`s, made on demand (see `ThreadList._row_at`)."""
-
-    def __init__(self, owner: ThreadList) -> None:
-        self._owner = owner
-
-    def __len__(self) -> int:
-        return len(self._owner._rows)
-
-    @overload
-    def __getitem__(self, index: int) -> ThreadRow: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[ThreadRow]: ...
-
-    def __getitem__(self, index: int | slice) -> ThreadRow | list[ThreadRow]:
-        size = len(self._owner._rows)
-        if isinstance(index, slice):
-            return [self._owner._row_at(i) for i in range(*index.indices(size))]
-        if index < 0:
-            index += size
-        if not 0 <= index < size:
-            raise IndexError("row index out of range")
-        return self._owner._row_at(index)

@@ -12,8 +12,10 @@ object form that callers see and may change in place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import overload
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -78,6 +80,141 @@ class ThreadRow:
 
 
 _FIELDS = tuple(field.name for field in fields(ThreadRow))
+
+
+class RowStore(Sequence[ThreadRow]):
+    """The sidebar's rows in display order, indexed by thread id.
+
+    Each row is kept as a `RowData` tuple until someone asks for it as a `ThreadRow`;
+    that object then replaces the tuple, so what a caller changes in place
+    (`row.unread = False`) is what the list draws. Few rows are ever asked for.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[ThreadRow | RowData] = []
+        self._index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> ThreadRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ThreadRow]: ...
+
+    def __getitem__(self, index: int | slice) -> ThreadRow | list[ThreadRow]:
+        size = len(self._rows)
+        if isinstance(index, slice):
+            return [self.row_at(i) for i in range(*index.indices(size))]
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError("row index out of range")
+        return self.row_at(index)
+
+    def index_of(self, thread_id: str) -> int | None:
+        """The position of a thread's row, if loaded."""
+        return self._index.get(thread_id)
+
+    def has(self, thread_id: str) -> bool:
+        """Whether a thread's row is loaded."""
+        return thread_id in self._index
+
+    def __contains__(self, row: object) -> bool:
+        # By id, without turning every stored tuple into an object.
+        return (
+            isinstance(row, ThreadRow)
+            and (index := self._index.get(row.id)) is not None
+            and self.row_at(index) == row
+        )
+
+    def row_at(self, index: int) -> ThreadRow:
+        """The row at a position, as the object callers may change in place."""
+        row = self._rows[index]
+        if isinstance(row, ThreadRow):
+            return row
+        obj = ThreadRow.from_data(row)
+        self._rows[index] = obj
+        return obj
+
+    def data_at(self, index: int) -> RowData:
+        """The values of the row at a position (what drawing needs)."""
+        row = self._rows[index]
+        return row.data() if isinstance(row, ThreadRow) else row
+
+    def id_at(self, index: int) -> str:
+        """The thread id of the row at a position."""
+        row = self._rows[index]
+        return row.id if isinstance(row, ThreadRow) else row[0]
+
+    def pinned_at(self, index: int) -> bool:
+        """Whether the row at a position is pinned."""
+        row = self._rows[index]
+        return row.pinned if isinstance(row, ThreadRow) else row[2]
+
+    def pinned_count(self) -> int:
+        """How many pinned rows lead the list (pinned rows come first)."""
+        count = 0
+        for index in range(len(self._rows)):
+            if not self.pinned_at(index):
+                break
+            count += 1
+        return count
+
+    def ids(self) -> list[str]:
+        """Every thread id, in display order."""
+        return [self.id_at(index) for index in range(len(self._rows))]
+
+    def clear(self) -> None:
+        """Drop every row."""
+        self._rows = []
+        self._index = {}
+
+    def append(self, row: RowData) -> bool:
+        """Add a row at the end unless its thread is already listed (a thread that
+        moved between pages keeps its first sighting); returns whether it was added."""
+        if row[0] in self._index:
+            return False
+        self._index[row[0]] = len(self._rows)
+        self._rows.append(row)
+        return True
+
+    def insert(self, position: int, row: ThreadRow | RowData) -> None:
+        """Put a row at a position (clamped to the end)."""
+        self._rows.insert(min(position, len(self._rows)), row)
+        self._reindex()
+
+    def take(self, thread_id: str) -> ThreadRow | None:
+        """Take a thread's row out of the list, if it is there."""
+        index = self._index.get(thread_id)
+        if index is None:
+            return None
+        row = self.row_at(index)
+        del self._rows[index]
+        self._reindex()
+        return row
+
+    def remove(self, thread_ids: set[str]) -> list[tuple[int, ThreadRow]]:
+        """Take several threads' rows out; returns them with their old positions."""
+        positions = sorted(
+            index
+            for thread_id in thread_ids
+            if (index := self._index.get(thread_id)) is not None
+        )
+        removed = [(index, self.row_at(index)) for index in positions]
+        if removed:
+            gone = {row.id for _index, row in removed}
+            self._rows = [
+                row
+                for index, row in enumerate(self._rows)
+                if self.id_at(index) not in gone
+            ]
+            self._reindex()
+        return removed
+
+    def _reindex(self) -> None:
+        self._index = {self.id_at(i): i for i in range(len(self._rows))}
 
 
 def row_data(thread: Thread) -> RowData:
