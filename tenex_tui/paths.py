@@ -47,6 +47,20 @@ class Paths:
         """The 0600 file fallback for secrets when no keyring is available."""
         return self.config_dir / "credentials.toml"
 
+    @property
+    def own_files(self) -> tuple[Path, ...]:
+        """Files that are never read as attachments: the database with its journal
+        files (a second descriptor of an open SQLite file, once closed, drops the
+        process's locks on it) and the secrets file."""
+        db = self.database
+        return (
+            db,
+            db.with_name(db.name + "-wal"),
+            db.with_name(db.name + "-shm"),
+            db.with_name(db.name + "-journal"),
+            self.keys_file,
+        )
+
     def ensure(self) -> None:
         """Create the folders (mode 0700: they hold chats and keys)."""
         for folder in (self.config_dir, self.data_dir):

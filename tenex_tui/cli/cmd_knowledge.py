@@ -162,12 +162,14 @@ def document_paths(paths: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _load(path: Path) -> LoadedAttachment:
+def _load(path: Path, protected: tuple[Path, ...]) -> LoadedAttachment:
     # Imported here: the loader (and its parsers) matter only to this command.
     from tenex_tui.attachments import AttachmentLimits, load_attachment
 
     limits = AttachmentLimits(
-        max_file_bytes=20 * 1024 * 1024, max_file_chars=MAX_KNOWLEDGE_CHARS
+        max_file_bytes=20 * 1024 * 1024,
+        max_file_chars=MAX_KNOWLEDGE_CHARS,
+        protected_paths=protected,
     )
     return load_attachment(path, limits=limits)
 
@@ -195,7 +197,7 @@ def add_documents(args: argparse.Namespace, ctx: CliContext) -> int:
         # documents never sits in memory at once.
         for path in paths:
             try:
-                item = await asyncio.to_thread(_load, path)
+                item = await asyncio.to_thread(_load, path, ctx.paths.own_files)
             except AttachmentError as exc:
                 failures += 1
                 ctx.error(f"tenex-tui: skipped: {output.clean_line(exc.message)}")

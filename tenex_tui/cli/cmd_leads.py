@@ -59,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=show_lead)
 
 
-def read_leads_file(path: Path) -> ParsedLeads:
-    """Read and parse a lead file.
+def read_leads_file(path: Path, protected: tuple[Path, ...] = ()) -> ParsedLeads:
+    """Read and parse a lead file (never one of `protected`, tenex-tui's own files).
 
     Raises:
         AttachmentError: When the file cannot be read safely (one sentence).
@@ -72,14 +72,17 @@ def read_leads_file(path: Path) -> ParsedLeads:
     from tenex_tui.engine.leads import MAX_LEADS_FILE_BYTES, parse_leads
 
     snapshot = take_snapshot(
-        path, AttachmentLimits(max_file_bytes=MAX_LEADS_FILE_BYTES)
+        path,
+        AttachmentLimits(
+            max_file_bytes=MAX_LEADS_FILE_BYTES, protected_paths=protected
+        ),
     )
     return parse_leads(snapshot.data, filename=snapshot.name)
 
 
 def import_leads(args: argparse.Namespace, ctx: CliContext) -> int:
     """`leads import FILE`: one line per lead, then a count."""
-    parsed = read_leads_file(Path(args.file))
+    parsed = read_leads_file(Path(args.file), ctx.paths.own_files)
     for warning in parsed.warnings:
         ctx.error(f"tenex-tui: {output.clean_line(warning)}")
 

@@ -212,10 +212,15 @@ def _load_attachments(
         The attachments, or None when any file was refused (each reason is printed).
     """
     # Imported here: the loader matters only when something is attached.
-    from tenex_tui.attachments import AttachmentsRefused, load_attachments
+    from tenex_tui.attachments import (
+        AttachmentLimits,
+        AttachmentsRefused,
+        load_attachments,
+    )
 
+    limits = AttachmentLimits(protected_paths=ctx.paths.own_files)
     try:
-        loaded = load_attachments(paths)
+        loaded = load_attachments(paths, limits=limits)
     except AttachmentsRefused as exc:
         problems = exc.problems or (("", exc.message),)
         for _name, sentence in problems:

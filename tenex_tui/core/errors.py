@@ -109,6 +109,16 @@ class StorageCorrupt(StorageError):
     status = 500
 
 
+class StorageGone(StorageError):
+    """The database file was removed, moved or replaced while the engine ran (T10).
+
+    Retrying cannot help: nothing more is written until the engine is reopened.
+    """
+
+    code = "storage_gone"
+    status = 503
+
+
 class DiskFull(StorageError):
     """A write failed for lack of space (or a file-size limit)."""
 

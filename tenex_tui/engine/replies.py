@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from tenex_tui.core.errors import ModelError, StorageError
+from tenex_tui.core.errors import ModelError, StorageError, StorageGone
 from tenex_tui.core.events import EventType, StreamEvent
 from tenex_tui.core.models import Message, ToolCall, Usage
 from tenex_tui.core.secrets import redact
@@ -610,6 +610,14 @@ class LiveReply:
                     )
                     self.save_error = None
                     break
+                except StorageGone as exc:
+                    # The file is gone (T10): retrying cannot save the reply, and
+                    # followers must not be told it completed.
+                    self.save_error = exc
+                    logger.error("reply %s not saved: %s", self.message_id, exc)
+                    if not self.events[-1].terminal:
+                        self._publish(self._unsaved(exc))
+                    break
                 except StorageError as exc:
                     self.save_error = exc
                     if self._closing or delay > 30:
@@ -629,6 +637,11 @@ class LiveReply:
         if not self.events[-1].terminal:
             self._publish(terminal.model_copy(update={"message": final}))
         self.done.set()
+
+    def _unsaved(self, error: StorageGone) -> StreamEvent:
+        # The terminal event of a reply that could not be saved at all.
+        reason = f"The reply could not be saved. {error.message}"
+        return self._event(terminal_event_type("error"), status="error", error=reason)
 
     def closing(self) -> None:
         """The engine is shutting down: stop retrying failed saves after this one."""

@@ -47,6 +47,7 @@ from tenex_tui.core.errors import (
     StorageBusy,
     StorageCorrupt,
     StorageError,
+    StorageGone,
     StorageReadOnly,
 )
 
@@ -249,7 +250,7 @@ class StoreConnection:
 
         Raises:
             StorageReadOnly: On a read-only connection, before touching the file.
-            StorageError: When the file was removed, moved or replaced (`check_file`).
+            StorageGone: When the file was removed, moved or replaced (`check_file`).
         """
         if self.read_only:
             raise StorageReadOnly(
@@ -285,7 +286,7 @@ class StoreConnection:
         the path (~2 µs) before each write transaction is enough to notice.
 
         Raises:
-            StorageError: When the file was removed or moved away, or another file
+            StorageGone: When the file was removed or moved away, or another file
                 now has its name.
         """
         if self.identity is None:
@@ -293,11 +294,11 @@ class StoreConnection:
         try:
             found = os.stat(self.path)
         except FileNotFoundError:
-            raise StorageError(removed_message(self.path)) from None
+            raise StorageGone(removed_message(self.path)) from None
         except OSError:
             return  # unreadable for another reason: SQLite reports its own error
         if (found.st_dev, found.st_ino) != self.identity:
-            raise StorageError(replaced_message(self.path))
+            raise StorageGone(replaced_message(self.path))
 
     def close(self) -> None:
         """Close the connection (a clean close also checkpoints the WAL)."""

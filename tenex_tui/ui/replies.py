@@ -44,6 +44,10 @@ class ReplyState:
     """Bumped whenever a tool call changes, so views know to redraw them."""
     deltas: int = 0
     """How many text deltas arrived (for tests and benchmarks)."""
+    held: Message | None = None
+    """The user's message while a send waits for the database (shown, not stored)."""
+    cancel: Callable[[], None] | None = None
+    """Stops consuming this reply (set by the screen that consumes it)."""
     _chunks: list[str] = field(default_factory=list)
     _length: int = 0
     _listeners: list[Callable[[], None]] = field(default_factory=list)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tenex_tui.core.models import KnowledgeDoc, KnowledgeHit, Lead, Page, Thread
+from tenex_tui.paths import resolve_paths
 from tests.cli.conftest import Run
 from tests.support.fake_llm import FakeLLMServer, Script, tool_fragment
 
@@ -233,3 +234,27 @@ def test_a_refused_attachment_sends_nothing(
     assert llm.chat_request_count == 0
     shown = json.loads(cli("threads", "show", thread_id, "--json").out)
     assert shown["messages"] == []
+
+
+def test_tenex_tuis_own_files_are_never_read_as_attachments(
+    cli: Run, llm: FakeLLMServer
+) -> None:
+    # Opening the live database through a second descriptor and closing it would drop
+    # this process's SQLite locks; the loader refuses it before opening, by real path.
+    thread_id = cli("threads", "new", "--title", "kept").out.strip()
+    database = resolve_paths().database
+    assert database.exists()
+    sent = cli("send", thread_id, "read this", "--attach", str(database))
+    assert sent.code == 1
+    assert "tenex.db is one of tenex-tui's own files" in sent.err
+    assert "nothing was sent" in sent.err
+    assert llm.chat_request_count == 0
+    added = cli("knowledge", "add", str(database))
+    assert added.code == 1
+    assert "one of tenex-tui's own files" in added.err
+    imported = cli("leads", "import", str(database))
+    assert imported.code == 1
+    assert "one of tenex-tui's own files" in imported.err
+    # The database is intact and still in use.
+    assert cli("threads", "show", thread_id).code == 0
+    assert _docs(cli) == []

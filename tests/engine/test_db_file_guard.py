@@ -3,7 +3,7 @@
 SQLite keeps writing to an unlinked file without complaint (and everything written
 then is gone when the process exits), so the engine checks before every write
 transaction that its path still names the file it opened, and refuses with a clear
-`StorageError` otherwise. Reads keep working, so what is on screen can be exported.
+`StorageGone` otherwise. Reads keep working, so what is on screen can be exported.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tenex_tui.core.errors import StorageError
+from tenex_tui.core.errors import StorageGone
 from tenex_tui.engine.engine import LocalEngine
 from tenex_tui.engine.store_db import open_connection
 from tests.engine.conftest import collect, within
@@ -65,15 +65,15 @@ async def test_an_unlinked_database_refuses_the_next_write(
     kept = await engine.create_thread(title="kept")
     os.unlink(db_path)
     async with _traced(engine) as statements:
-        with pytest.raises(StorageError) as caught:
+        with pytest.raises(StorageGone) as caught:
             await engine.create_thread(title="lost")
-        with pytest.raises(StorageError):
+        with pytest.raises(StorageGone):
             await engine.update_thread(kept.id, title="renamed")
         # Reads still work: what the user sees can be exported before restarting.
         page = await engine.list_threads()
     assert REMOVED in caught.value.message.lower()
     assert str(db_path) in caught.value.message
-    assert caught.value.code == "storage_error"
+    assert caught.value.code == "storage_gone"
     assert [t.title for t in page.items] == ["kept"]
     assert _writes(statements) == []
 
@@ -85,7 +85,7 @@ async def test_sending_after_the_file_is_gone_fails_before_saving_anything(
     os.unlink(db_path)
     llm.enqueue("never asked")
     async with _traced(engine) as statements:
-        with pytest.raises(StorageError) as caught:
+        with pytest.raises(StorageGone) as caught:
             await collect(engine.send_message(thread.id, "typed text"))
     assert REMOVED in caught.value.message.lower()
     assert _writes(statements) == []
@@ -98,7 +98,7 @@ async def test_a_moved_database_is_left_as_it_was(
     await engine.create_thread(title="before the move")
     moved = db_path.with_name("moved.db")
     os.rename(db_path, moved)
-    with pytest.raises(StorageError) as caught:
+    with pytest.raises(StorageGone) as caught:
         await engine.create_thread(title="after the move")
     assert REMOVED in caught.value.message.lower()
     await engine.aclose()
@@ -131,7 +131,7 @@ async def test_a_file_put_in_its_place_is_not_written(db_path: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
         os.replace(other, db_path)
-        with pytest.raises(StorageError) as caught:
+        with pytest.raises(StorageGone) as caught:
             await engine.create_thread(title="into which file?")
         assert REPLACED in caught.value.message.lower()
     finally:
@@ -151,10 +151,16 @@ async def test_a_reply_streaming_when_the_file_goes_writes_nothing_more(
     os.unlink(db_path)
     async with _traced(engine) as statements:
         reply.release(1)
-        await collect(stream)
-        # The reply's save keeps failing (and retrying) until the engine closes.
+        events = await collect(stream)
         await engine.aclose()
     assert _writes(statements) == []
+    # The follower is told the truth: not "completed", but failed, and why.
+    last = events[-1]
+    assert last.type == "message.failed"
+    assert last.status == "error"
+    assert last.error is not None
+    assert "could not be saved" in last.error.lower()
+    assert REMOVED in last.error.lower()
 
 
 def test_writes_go_on_while_the_file_is_untouched(

@@ -18,6 +18,7 @@ from textual.pilot import Pilot
 
 from tenex_tui.ui.app import TenexApp
 from tenex_tui.ui.screens.search import SearchModal
+from tests.reliability.test_store_concurrency import LockHolder
 from tests.support.demo_workspace import (
     DEMO_NOW,
     DemoApp,
@@ -154,6 +155,42 @@ class TestThread:
             freeze(pilot)
 
         assert snap_compare(app, terminal_size=NORMAL, run_before=run_before)
+
+    def test_send_waiting_for_the_database(
+        self, snap_compare: SnapCompare, tmp_path: Path
+    ) -> None:
+        """Another process holds the database's write lock (T5). You should see your
+        message "Send me when you can" at the end of the thread with "◷ waiting for the
+        database — saved as soon as it is free" under it, a "Waiting for the database"
+        notice ("storage busy — another tenex-tui process may be running. Your message
+        is kept…"), and the composer locked."""
+        factory, holder = demo_factory(tmp_path / "demo.db", busy_timeout_ms=100)
+        app = TenexApp(factory, now=lambda: DEMO_NOW)
+        lock: list[LockHolder] = []
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            await ready(pilot)
+            assert holder.demo is not None
+            shown = await show(pilot, holder.demo.email)
+            await pilot.press("enter")
+            for key in "Send me when you can":
+                await pilot.press("space" if key == " " else key)
+            lock.append(LockHolder(tmp_path / "demo.db"))
+            await pilot.press("enter")
+            await until(
+                pilot,
+                lambda: any(
+                    state.held is not None for state in shown.chat.replies.live()
+                ),
+            )
+            await pilot.pause(0.2)
+            freeze(pilot)
+
+        try:
+            assert snap_compare(app, terminal_size=NORMAL, run_before=run_before)
+        finally:
+            for held in lock:
+                held.release()
 
 
 class TestSidebar:

@@ -156,12 +156,18 @@ def demo_clock() -> FixedClock:
     return FixedClock(start=DEMO_START, step=timedelta(seconds=1))
 
 
-async def open_demo_engine(path: Path) -> tuple[LocalEngine, ScriptedLLM, FixedClock]:
+async def open_demo_engine(
+    path: Path, *, busy_timeout_ms: int = 5000
+) -> tuple[LocalEngine, ScriptedLLM, FixedClock]:
     """Open a fresh engine on `path` with the scripted model and the demo clock."""
     llm = ScriptedLLM(default_model="gpt-4o-mini", models=("gpt-4o-mini",))
     clock = demo_clock()
     engine = await LocalEngine.open(
-        path, llm=llm, clock=clock, workspace_name="Acme Sales"
+        path,
+        llm=llm,
+        clock=clock,
+        workspace_name="Acme Sales",
+        busy_timeout_ms=busy_timeout_ms,
     )
     return engine, llm, clock
 
@@ -428,7 +434,12 @@ class DemoApp:
 
 
 def demo_factory(
-    path: Path, *, with_model: bool = True, empty: bool = False, extras: bool = False
+    path: Path,
+    *,
+    with_model: bool = True,
+    empty: bool = False,
+    extras: bool = False,
+    busy_timeout_ms: int = 5000,
 ) -> tuple[Callable[[], Awaitable[LocalEngine]], DemoApp]:
     """A backend factory that opens a fresh engine on `path` and builds the demo.
 
@@ -440,11 +451,14 @@ def demo_factory(
         with_model: False to open the engine without a model (the no-model panel).
         empty: True for an empty workspace.
         extras: Also add knowledge, leads and agent-bound threads (`build_extras`).
+        busy_timeout_ms: How long a write waits for another process's lock.
     """
     holder = DemoApp()
 
     async def factory() -> LocalEngine:
-        engine, llm, clock = await open_demo_engine(path)
+        engine, llm, clock = await open_demo_engine(
+            path, busy_timeout_ms=busy_timeout_ms
+        )
         if not empty:
             holder.demo = await build_demo(engine, llm, clock)
             if extras:

@@ -298,6 +298,9 @@ class ThreadScreen(Screen[None]):
         live = self.replies.get(thread_id)
         if live is None and mounted and mounted[-1].status == "streaming":
             live = self._attach_stream(thread_id, mounted[-1])
+        elif live is not None and live.held is not None:
+            # A send waiting for the database: its message, and no reply yet.
+            mounted, live = [*mounted, live.held], None
         await self.pane.show_thread(
             thread_id,
             mounted,

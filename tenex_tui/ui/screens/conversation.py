@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on, work
 from textual.binding import Binding, BindingType
 
-from tenex_tui.core.errors import ModelNotConfigured, TenexError
+from tenex_tui.core.errors import ModelNotConfigured, StorageBusy, TenexError
 from tenex_tui.core.events import StreamEvent
 from tenex_tui.core.models import Message, Thread
 from tenex_tui.ui.format import clipboard_text, code_blocks, display_error, first_line
@@ -28,6 +28,7 @@ from tenex_tui.ui.pending import send_parts
 from tenex_tui.ui.replies import ReplyState
 from tenex_tui.ui.screens.base import NEW_THREAD_KEY, ThreadScreen
 from tenex_tui.ui.screens.modals import LinksModal
+from tenex_tui.ui.widgets.attachment_chips import HELD_MESSAGE_PREFIX
 from tenex_tui.ui.widgets.composer import Composer
 from tenex_tui.ui.widgets.message_view import MessageView
 
@@ -42,6 +43,17 @@ QUEUED_STATUS = "queued"
 """The status a remote workspace's backend gives a send it saved offline (its stream
 ends `message.failed` with this status): the message waits in the outbox, it did not
 fail."""
+BUSY_FIRST_PAUSE = 0.25
+BUSY_MAX_PAUSE = 4.0
+"""Seconds between two tries of a send while another process holds the database (on
+top of the backend's own busy timeout, several seconds)."""
+BUSY_GIVE_UP = 600.0
+"""Seconds of pauses after which a held send is given back as failed."""
+HELD_NOTICE = (
+    "Your message is kept and will be saved as soon as the database is free "
+    "(Esc takes it back)."
+)
+NOT_SENT_NOTICE = "Stopped before it was saved: your message is back in the composer."
 QUEUED_NOTICE = (
     "You are offline: the message is saved and will be sent when the workspace is "
     "back online."
@@ -132,32 +144,70 @@ class ConversationScreen(ThreadScreen):
         state = self.replies.start(thread_id)
         if self.thread is not None and self.thread.id == thread_id:
             self.composer.locked = True
-        self.stream_reply(state, stream, restore)
+        worker = self.stream_reply(state, stream, restore)
+        state.cancel = worker.cancel
         return state
 
     @work(group="reply", exit_on_error=False)
     async def stream_reply(
         self, state: ReplyState, stream: StreamFactory, restore: str | None
     ) -> None:
-        """Consume one reply's events until the terminal one (STYLE.md §4)."""
+        """Consume one reply's events until the terminal one (STYLE.md §4).
+
+        A send refused because another process holds the database (`StorageBusy`)
+        is held here, shown as waiting, and tried again until the lock clears
+        (test-plan T5); stopping the reply meanwhile gives the text back.
+        """
         thread_id = state.thread_id
         started = state.message_id is not None
+        held: Message | None = None
+        waited = 0.0
+        tries = 0
         try:
-            async for event in stream():
-                if event.type == "message.started" and not started:
-                    started = True
-                    state.apply(event)
-                    queued = bool(event.extra.get("queued"))
-                    await self._reply_started(state, queued=queued)
-                    continue
-                state.apply(event)
-                if event.terminal:
+            while True:
+                try:
+                    async for event in stream():
+                        if event.type == "message.started" and not started:
+                            started = True
+                            if held is not None:
+                                await self._release_held(state)
+                                held = None
+                            state.apply(event)
+                            queued = bool(event.extra.get("queued"))
+                            await self._reply_started(state, queued=queued)
+                            continue
+                        state.apply(event)
+                        if event.terminal:
+                            break
+                        if state.deltas % YIELD_EVERY == 0:
+                            # A stream that is already buffered (a replay, a fast
+                            # local model) never suspends on its own; let the screen
+                            # paint now and then.
+                            await asyncio.sleep(0)
                     break
-                if state.deltas % YIELD_EVERY == 0:
-                    # A stream that is already buffered (a replay, a fast local model)
-                    # never suspends on its own; let the screen paint now and then.
-                    await asyncio.sleep(0)
+                except StorageBusy as error:
+                    if started or restore is None or waited >= BUSY_GIVE_UP:
+                        raise
+                    if held is None:
+                        held = await self._hold_send(state, restore, error)
+                    # The busy timeout already waited seconds inside the backend.
+                    delay = min(BUSY_MAX_PAUSE, BUSY_FIRST_PAUSE * 2**tries)
+                    tries += 1
+                    await asyncio.sleep(delay)
+                    waited += delay
+        except asyncio.CancelledError:
+            if held is not None:
+                # Stopped while waiting: nothing was stored, give the text back
+                # (also when the app is closing: the draft is then saved with it).
+                self._send_failed(state, None, restore)
+                with contextlib.suppress(Exception):
+                    await self._release_held(state)
+            elif not started:
+                self.replies.finish(state)  # the composer is unlocked below
+            raise
         except TenexError as error:
+            if held is not None:
+                await self._release_held(state)
             if not started:
                 self._send_failed(state, error, restore)
                 return
@@ -239,9 +289,38 @@ class ConversationScreen(ThreadScreen):
                 "A reply failed in another thread.", severity="warning", markup=False
             )
 
+    async def _hold_send(
+        self, state: ReplyState, text: str, error: StorageBusy
+    ) -> Message:
+        """Show a send that waits for the database as a held message (T5)."""
+        held = Message(
+            id=f"{HELD_MESSAGE_PREFIX}_{uuid.uuid4().hex}",
+            thread_id=state.thread_id,
+            role="user",
+            content=text,
+            created_at=self.now(),
+        )
+        state.held = held
+        if self.pane.thread_id == state.thread_id:
+            await self.pane.add_message(held)
+        self.notify(
+            f"{display_error(str(error))}. {HELD_NOTICE}",
+            title="Waiting for the database",
+            severity="warning",
+            markup=False,
+        )
+        return held
+
+    async def _release_held(self, state: ReplyState) -> None:
+        held, state.held = state.held, None
+        if held is not None and self.pane.thread_id == held.thread_id:
+            await self.pane.remove_messages([held.id])
+
     def _send_failed(
-        self, state: ReplyState, error: TenexError, restore: str | None
+        self, state: ReplyState, error: TenexError | None, restore: str | None
     ) -> None:
+        """A send stored nothing: give its text and attachments back, and say why
+        (no error: the user stopped it)."""
         self.replies.finish(state)
         thread_id = state.thread_id
         attachments = self._sent_attachments.pop(state, None)
@@ -268,6 +347,9 @@ class ConversationScreen(ThreadScreen):
                 self._drafts[thread_id] = restore + self._drafts.get(thread_id, "")
         elif self.thread is not None and self.thread.id == thread_id:
             self.composer.locked = False
+        if error is None:
+            self.notify(NOT_SENT_NOTICE, title="Not sent", markup=False)
+            return
         message = display_error(str(error))
         if isinstance(error, ModelNotConfigured):
             message = "No model is connected: " + message
@@ -315,7 +397,10 @@ class ConversationScreen(ThreadScreen):
         if live is None:
             return
         if live.message_id is None:
-            self.workers.cancel_group(self, "reply")
+            # Not started (or held while the database is busy): stop consuming this
+            # reply only; other threads' replies go on.
+            if live.cancel is not None:
+                live.cancel()
             return
         self.cancel_reply(live.thread_id, live.message_id)
 

@@ -38,6 +38,10 @@ LOCAL_MESSAGE_PREFIX = "msg_local"
 """Messages written offline on a remote workspace have ids with this prefix until the
 outbox sends them (the mirror's convention); such a message is shown as pending."""
 PENDING_NOTE = "◷ pending — will send when online"
+HELD_MESSAGE_PREFIX = "msg_held"
+"""Id prefix of a message the app holds while the database is locked by another
+process (test-plan T5): shown, not stored yet."""
+HELD_NOTE = "◷ waiting for the database — saved as soon as it is free"
 
 
 def chip_text(
@@ -155,7 +159,9 @@ def message_extras(message: Message, styles: dict[str, Style]) -> list[Renderabl
                 Text("⚠ cut to fit: the model saw only the beginning", meta + warning)
             )
     if message.role == "user":
-        if is_pending(message):
+        if message.id.startswith(HELD_MESSAGE_PREFIX):
+            parts.append(Text(HELD_NOTE, warning))
+        elif is_pending(message):
             parts.append(Text(PENDING_NOTE, warning))
         elif message.error:
             parts.append(
