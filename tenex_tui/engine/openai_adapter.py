@@ -58,6 +58,7 @@ from tenex_tui.engine.openai_stream import (
     StallWatch,
     error_detail,
 )
+from tenex_tui.engine.openai_wire import wire_message, wire_tool
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -162,7 +163,8 @@ class OpenAICompatibleAdapter:
     def _build_client(self) -> AsyncOpenAI:
         import openai
 
-        from tenex_tui.engine.openai_transport import preload, streaming_client
+        from tenex_tui.engine.openai_preload import preload
+        from tenex_tui.engine.openai_transport import streaming_client
 
         client = openai.AsyncOpenAI(
             base_url=self._base_url,
@@ -225,8 +227,8 @@ class OpenAICompatibleAdapter:
             raise ModelNotConfigured(
                 "no model is configured: choose one with --model, TENEX_MODEL or the config"
             )
-        messages = [_wire_message(turn) for turn in turns]
-        wire_tools = [_wire_tool(spec) for spec in tools]
+        messages = [wire_message(turn) for turn in turns]
+        wire_tools = [wire_tool(spec) for spec in tools]
         client = await self._ensure_client()
         async with contextlib.AsyncExitStack() as stack:
             response = await self._open(stack, client, model, messages, wire_tools)
@@ -505,48 +507,6 @@ class OpenAICompatibleAdapter:
         else:
             text = f"the model provider rejected the request ({status}): {detail}"
         return ModelError(self._redact(text))
-
-
-# ---------------------------------------------------------------------- wire shapes
-
-
-def _wire_message(turn: ChatTurn) -> dict[str, Any]:
-    if turn.role == "tool":
-        if not turn.tool_call_id:
-            raise ValueError("a tool turn needs the tool_call_id it answers")
-        return {
-            "role": "tool",
-            "tool_call_id": turn.tool_call_id,
-            "content": turn.content,
-        }
-    if turn.role == "assistant" and turn.tool_calls:
-        return {
-            "role": "assistant",
-            # OpenAI documents null content beside tool calls; "" confuses some servers.
-            "content": turn.content or None,
-            "tool_calls": [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments_json},
-                }
-                for call in turn.tool_calls
-            ],
-        }
-    return {"role": turn.role, "content": turn.content}
-
-
-def _wire_tool(spec: ToolSpec) -> dict[str, Any]:
-    # Strict servers reject a missing schema; an empty object schema means "no arguments".
-    parameters = spec.parameters or {"type": "object", "properties": {}}
-    return {
-        "type": "function",
-        "function": {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": parameters,
-        },
-    }
 
 
 def _provider_message(exc: Any) -> str:

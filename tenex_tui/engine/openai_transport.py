@@ -21,17 +21,13 @@ response, `ReadTimeout`, `ReadError` and `RemoteProtocolError` after.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx2
-
-if TYPE_CHECKING:
-    from openai import AsyncOpenAI
 
 MAX_HEAD_BYTES = 64 * 1024
 """A response head larger than this is a protocol error."""
@@ -540,78 +536,9 @@ def streaming_client(**options: Any) -> Any | None:
     )
 
 
-_SAMPLE_BODY: dict[str, Any] = {
-    "model": "m",
-    "stream": True,
-    "stream_options": {"include_usage": True},
-    "messages": [
-        {"role": "system", "content": "s"},
-        {"role": "user", "content": "u"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "c",
-                    "type": "function",
-                    "function": {"name": "f", "arguments": "{}"},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "c", "content": "r"},
-    ],
-    "tools": [
-        {
-            "type": "function",
-            "function": {
-                "name": "f",
-                "description": "d",
-                "parameters": {"type": "object"},
-            },
-        }
-    ],
-}
-"""A request body of every shape the adapter sends, to warm the SDK's caches."""
-
-
-def preload(client: AsyncOpenAI) -> None:
-    """Import, off the event loop, what the first request would import on it.
-
-    The SDK builds `client.chat` (importing every chat resource module) on first
-    access, and anyio loads its asyncio backend when the first connection opens:
-    ~0.25 s of imports that would otherwise land on the loop inside the first send
-    (measured by the benchmarks' "first message after start-up"). Best effort: a
-    module that moved in a later SDK is simply imported when it is first used.
-    """
-    import importlib
-
-    with contextlib.suppress(Exception):
-        # Touching the property chain builds (and caches) the resource objects.
-        _ = client.chat.completions.with_streaming_response.create
-        _ = client.models.list
-    with contextlib.suppress(Exception):
-        # The SDK rewrites every request body against its TypedDicts; the first time
-        # it resolves their type hints (~20 ms, cached after). Do that here.
-        from openai._utils import maybe_transform
-        from openai.types.chat import completion_create_params
-
-        maybe_transform(_SAMPLE_BODY, completion_create_params.CompletionCreateParams)
-    for name in (
-        "anyio._backends._asyncio",
-        "anyio.streams.memory",
-        "anyio.streams.stapled",
-        "jiter",
-        "httpcore2._async.http11",
-        "httpcore2._backends.anyio",
-    ):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-
-
 __all__ = [
     "PROXY_VARIABLES",
     "StreamingTransport",
-    "preload",
     "proxies_configured",
     "streaming_client",
 ]

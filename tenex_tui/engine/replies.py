@@ -35,7 +35,6 @@ from tenex_tui.core.events import EventType, StreamEvent
 from tenex_tui.core.models import Message, ToolCall, Usage
 from tenex_tui.core.secrets import redact
 from tenex_tui.engine.llm import (
-    AssembledToolCall,
     ChatTurn,
     Finished,
     LLMAdapter,
@@ -44,8 +43,9 @@ from tenex_tui.engine.llm import (
     ToolCallProgress,
     ToolSpec,
 )
+from tenex_tui.engine.reply_calls import Clock, ReplyCalls
 from tenex_tui.engine.reply_checkpoints import CheckpointBatcher, WriteGate
-from tenex_tui.engine.store_base import Scope, dumps
+from tenex_tui.engine.store_base import Scope
 from tenex_tui.engine.store_events import (
     CheckpointItem,
     CheckpointResult,
@@ -79,9 +79,6 @@ URGENT_PENDING_CHARS = 4096
 STOP_WAIT_SECONDS = 10.0
 """How long a cancel waits for the reply's final commit."""
 ENDED_EARLY = "The model's reply ended before it finished (no finish reason)."
-TOOL_CUT = "The tool call was cut off before it finished; it was not run."
-TOOL_STOPPED = "The reply stopped while the tool was running."
-TOOL_NOT_RUN = "The reply ended before the tool could run."
 
 
 @dataclass(frozen=True)
@@ -135,12 +132,7 @@ class LiveReply:
         """True while the batcher has this reply in its next batch."""
         self._gate = WriteGate()
         """One write of this reply's data at a time (a batch, a checkpoint, the end)."""
-        # Envelopes by key: the model's per-round call index plus the round's base, so
-        # every round's call 0 gets its own key. A continued reply keeps its calls.
-        self._calls: dict[int, ToolCall] = dict(enumerate(initial_calls))
-        self._keys: dict[str, int] = {c.id: k for k, c in self._calls.items()}
-        self._round_base = len(self._calls)
-        self._calls_dirty = False
+        self._calls = ReplyCalls(initial_calls, self._publish_call)
         self._tools: ToolSession | None = None
         self._text_tail = ""
         self._rounds_streamed = 0
@@ -221,6 +213,13 @@ class LiveReply:
             delta=text,
         )
 
+    def _publish_call(self, call: ToolCall) -> None:
+        self._emit(self._event("message.tool_call", tool_call=call))
+
+    def _clock(self) -> Clock | None:
+        # Envelopes get completion times from the tools' clock (none without tools).
+        return self._tools.clock.now if self._tools is not None else None
+
     def _emit(self, event: StreamEvent) -> None:
         self._pending_events.append(event)
         self._publish(event)
@@ -291,84 +290,6 @@ class LiveReply:
             return ""
         return "\n" if self._text_tail.endswith("\n") else "\n\n"
 
-    # -- tool-call envelopes ---------------------------------------------------------
-
-    def _call_id(self, key: int, wanted: str) -> str:
-        # Ids are fixed at first sight, and unique in the message: servers that number
-        # calls per round send "call_0" in every round, and the UI, the stored
-        # envelopes and the tool turns all need one id per call.
-        candidate = wanted or f"call_{key}"
-        suffix = 0
-        while candidate in self._keys and self._keys[candidate] != key:
-            suffix += 1
-            candidate = f"{wanted or 'call'}_{key}_{suffix}"
-        self._keys[candidate] = key
-        return candidate
-
-    def _set_call(self, call: ToolCall) -> None:
-        self._calls[self._keys[call.id]] = call
-        self._calls_dirty = True
-        self._emit(self._event("message.tool_call", tool_call=call))
-
-    def _tool_progress(self, item: ToolCallProgress) -> None:
-        key = self._round_base + item.index
-        known = self._calls.get(key)
-        if known is not None:
-            self._calls[key] = known.model_copy(
-                update={"raw_arguments": item.arguments_so_far}
-            )
-            self._calls_dirty = True
-            return
-        self._set_call(
-            ToolCall(
-                id=self._call_id(key, item.id),
-                name=item.name,
-                status="requested",
-                raw_arguments=item.arguments_so_far,
-            )
-        )
-
-    def _tool_finished(self, calls: Sequence[AssembledToolCall]) -> list[ToolCall]:
-        """Record the round's finished calls; returns their envelopes in order."""
-        finished: list[ToolCall] = []
-        for item in calls:
-            key = self._round_base + item.index
-            known = self._calls.get(key)
-            call_id = known.id if known is not None else self._call_id(key, item.id)
-            if item.arguments is not None:
-                call = ToolCall(id=call_id, name=item.name, arguments=item.arguments)
-            else:
-                call = ToolCall(
-                    id=call_id,
-                    name=item.name,
-                    status="failed",
-                    error=item.parse_error
-                    or "The tool call's arguments are not a JSON object.",
-                    raw_arguments=item.arguments_json,
-                    completed_at=self._tools.clock.now() if self._tools else None,
-                )
-            self._set_call(call)
-            finished.append(call)
-        self._round_base = max(self._calls, default=-1) + 1
-        return finished
-
-    def _close_open_calls(self) -> None:
-        # The reply ended without finishing: no call is left runnable. A call whose
-        # arguments never got their finish reason is incomplete (T20).
-        for call in list(self._calls.values()):
-            if call.status in ("completed", "failed"):
-                continue
-            if call.status == "running":
-                error = TOOL_STOPPED
-            elif call.arguments == {} and call.raw_arguments is not None:
-                error = TOOL_CUT
-            else:
-                error = TOOL_NOT_RUN
-            update: dict[str, object] = {"status": "failed", "error": error}
-            if self._tools is not None:
-                update["completed_at"] = self._tools.clock.now()
-            self._set_call(call.model_copy(update=update))
-
     # -- the producer ----------------------------------------------------------------
 
     async def _stream_round(
@@ -392,7 +313,7 @@ class LiveReply:
                     if self._add_text(text):
                         return _Round("".join(parts), None, cut=True)
                 elif isinstance(item, ToolCallProgress):
-                    self._tool_progress(item)
+                    self._calls.progress(item)
                 elif isinstance(item, Finished):
                     self._usage = add_usage(self._usage, item.usage)
                     # A round without calls ends the reply: a cancel that lands
@@ -422,18 +343,18 @@ class LiveReply:
                 return "error", CUT_MESSAGE
             if result.finished is None:
                 raise StreamBroken(ENDED_EARLY)
-            calls = self._tool_finished(result.finished.tool_calls)
+            calls = self._calls.finished(result.finished.tool_calls, self._clock())
             if tools is None or not calls:
                 return "complete", None
             if result.finished.finish_reason != "tool_calls":
                 reason = unfinished_error(result.finished.finish_reason)
-                refuse(tools, calls, reason, self._set_call)
+                refuse(tools, calls, reason, self._calls.set)
                 return "complete", None
             if rounds >= tools.max_rounds:
-                refuse(tools, calls, round_cap_error(tools.max_rounds), self._set_call)
+                refuse(tools, calls, round_cap_error(tools.max_rounds), self._calls.set)
                 self._add_text(self._separator() + round_cap_note(tools.max_rounds))
                 return "complete", None
-            done = await run_round(tools, calls, self._set_call)
+            done = await run_round(tools, calls, self._calls.set)
             conversation += continuation(result.text, done)
             rounds += 1
 
@@ -463,22 +384,17 @@ class LiveReply:
         # From here on the reply is ending: a cancel can no longer interrupt the save.
         self._finishing = True
         if status != "complete":
-            self._close_open_calls()
+            self._calls.close_open(self._clock())
         await self._finish(status, error, self._usage)
 
     # -- persistence -----------------------------------------------------------------
 
     def _take_pending(self) -> tuple[str, str | None, list[StreamEvent]]:
         text = "".join(self._pending_text)
-        calls = (
-            dumps([c.model_dump(mode="json") for c in self._calls.values()])
-            if self._calls_dirty
-            else None
-        )
+        calls = self._calls.take_json()
         events = self._pending_events
         self._pending_text, self._pending_chars = [], 0
         self._pending_events = []
-        self._calls_dirty = False
         self._marked = False
         return text, calls, events
 
@@ -489,7 +405,7 @@ class LiveReply:
         self._pending_chars += len(text)
         self._pending_events[:0] = events
         if calls is not None:
-            self._calls_dirty = True
+            self._calls.dirty = True
         if not self._finishing:
             self._marked = True
             self._checkpoints.mark(self)
@@ -502,7 +418,7 @@ class LiveReply:
 
     def batch_take(self) -> CheckpointItem | None:
         """Lock the reply and take its pending data for a batch (None: nothing)."""
-        if not self._pending_events and not self._calls_dirty:
+        if not self._pending_events and not self._calls.dirty:
             self._marked = False
             return None
         self._gate.enter_now()
@@ -544,7 +460,7 @@ class LiveReply:
     async def checkpoint(self) -> bool:
         """Write pending text and events now; False when the write failed (kept)."""
         async with self._gate.hold():
-            if not self._pending_events and not self._calls_dirty:
+            if not self._pending_events and not self._calls.dirty:
                 self._marked = False
                 return True
             text, calls, events = self._take_pending()

@@ -22,7 +22,7 @@ from tenex_tui.engine.engine import LocalEngine
 from tenex_tui.engine.llm import StreamBroken
 from tenex_tui.engine.openai_adapter import OpenAICompatibleAdapter
 from tenex_tui.engine.prompt import DATA_NOTICE
-from tenex_tui.engine.replies import TOOL_CUT, TOOL_STOPPED
+from tenex_tui.engine.reply_calls import TOOL_CUT, TOOL_STOPPED
 from tenex_tui.engine.tool_loop import MAX_TOOL_ROUNDS
 from tenex_tui.engine.tools import (
     HIDDEN_KEY,
