@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, TextArea
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from tenex_tui.core.backend import ChatBackend
@@ -29,6 +29,7 @@ from tenex_tui.ui.pending import PendingAttachment
 from tenex_tui.ui.replies import ReplyState, ReplyTracker
 from tenex_tui.ui.widgets.attachment_chips import AttachmentChips
 from tenex_tui.ui.widgets.composer import Composer
+from tenex_tui.ui.widgets.key_footer import KeyFooter
 from tenex_tui.ui.widgets.message_pane import MessagePane
 from tenex_tui.ui.widgets.message_view import KeyLabel, ReplyView
 from tenex_tui.ui.widgets.panels import (
@@ -113,7 +114,7 @@ class ThreadScreen(Screen[None]):
                 yield MessagePane(now=self.now, key_label=self.key_label, id="messages")
                 yield Composer(id="composer")
                 yield AttachmentChips(id="chips")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def threads(self) -> ThreadList:

@@ -28,7 +28,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, OptionList, Static, TabbedContent, TabPane
+from textual.widgets import Input, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from tenex_tui.core.backend import ChatBackend
@@ -45,6 +45,7 @@ from tenex_tui.ui.screens.pickers import (
     knowledge_label,
     lead_label,
 )
+from tenex_tui.ui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from tenex_tui.attachments import LoadedAttachment
@@ -210,7 +211,7 @@ class KnowledgeScreen(Screen[None]):
                     yield OptionList(id="lead-list", classes="kb-list")
                     with VerticalScroll(id="lead-view", classes="kb-view"):
                         yield Static(id="lead-detail", classes="kb-body")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._hint_doc()

@@ -11,10 +11,10 @@ The pieces here make one pass of one measurement do.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Self, cast
 
 from textual.css.scalar import Unit
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.widget import Widget
 
@@ -59,6 +59,36 @@ def arrange_once(widget: Widget, size: Size, optimal: bool) -> Size:
     return Size(size.width, 0)
 
 
+if TYPE_CHECKING:
+    _WidgetMixin = Widget
+else:
+    _WidgetMixin = object  # not a DOM class: the block keeps its CSS type names
+
+
+class LaidOutByParent(_WidgetMixin):
+    """A Markdown block whose first content asks for no layout pass of its own.
+
+    Textual's Markdown builds each new block and sets its content before mounting it;
+    that marks the block as needing a layout, which it asks for once it is mounted, a
+    moment after the mount has already laid its parent (and so the block) out. A
+    streaming reply that grew a paragraph was laid out twice for every write. Once
+    mounted, a block's changes ask for a layout as usual.
+    """
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        if layout and not self.is_mounted:
+            layout = False  # the mount lays the parent out
+        return super().refresh(
+            *regions, repaint=repaint, layout=layout, recompose=recompose
+        )
+
+
 @cache
 def live_markdown_class() -> type[Markdown]:
     """Textual's `Markdown`, with blocks that settle in one layout pass (see above).
@@ -72,7 +102,8 @@ def live_markdown_class() -> type[Markdown]:
     def settled(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
         # Same name, so the blocks' CSS and the Markdown widget's own checks apply.
         namespace = {"virtual_size": settled_virtual_size(), "__module__": __name__}
-        return cast("type[MarkdownBlock]", type(block.__name__, (block,), namespace))
+        bases = (LaidOutByParent, block)
+        return cast("type[MarkdownBlock]", type(block.__name__, bases, namespace))
 
     from markdown_it import MarkdownIt
 

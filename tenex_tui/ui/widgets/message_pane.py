@@ -323,12 +323,18 @@ class MessagePane(VerticalScroll, can_focus=True):
         head, self._head = self._head, []
         first = self.views[0] if self.views else None
         views = [self._make_view(message) for message in head]
-        if first is None:
-            await self.mount_all(views)
-        else:
-            await self.mount_all(views, before=first)
-        self.selected += len(views)
+        mounting = (
+            self.mount_all(views)
+            if first is None
+            else self.mount_all(views, before=first)
+        )
+        # The views are children from here on: keep the selection on the same message
+        # now, not once the mount completes (a key pressed meanwhile would select the
+        # wrong view).
+        if self.selected >= 0:
+            self.selected += len(views)
         self._mark_last_reply()
+        await mounting
         self.call_after_refresh(self._fill_viewport)
 
     def _fill_viewport(self) -> None:
