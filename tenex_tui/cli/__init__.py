@@ -284,7 +284,7 @@ def _launch_app(ctx: CliContext) -> int:
     else:
         factory = backend_factory(ctx.paths, ctx.choice)
         ctx.model_warnings()
-    app = TenexApp(factory, ui=ctx.settings.ui)
+    app = TenexApp(factory, ui=ctx.settings.ui, protected_paths=ctx.paths.own_files)
     app.run()
     code = app.return_code
     return code if isinstance(code, int) else 0

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import gc
 import io
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -107,6 +107,7 @@ class TenexApp(App[None]):
         ui: UiSettings | None = None,
         now: Callable[[], datetime] | None = None,
         own_backend: bool = True,
+        protected_paths: Sequence[Path] = (),
     ) -> None:
         """Build the app; nothing is opened until it runs.
 
@@ -116,6 +117,8 @@ class TenexApp(App[None]):
             now: The clock for relative times (fixed in snapshots).
             own_backend: Close the backend when the app quits (tests that keep using
                 their engine afterwards pass False).
+            protected_paths: Files never read as attachments or documents (the
+                database and its journals, the secrets file: see `Paths.own_files`).
         """
         super().__init__()
         self._backend_factory = backend_factory
@@ -125,6 +128,8 @@ class TenexApp(App[None]):
         """The clock for relative times."""
         self.own_backend = own_backend
         """Whether quitting closes the backend."""
+        self.protected_paths = tuple(protected_paths)
+        """Files the attachment loader refuses to open."""
         self.backend: ChatBackend | None = None
         """The backend, once opened."""
         self._backend_closed = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from tenex_tui.attachments.limits import AttachmentLimits, format_limit, format_size
@@ -204,3 +205,10 @@ def human_size(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.0f} KB"
     return f"{size / 1024 / 1024:.1f} MB"
+
+
+def protected_paths(app: object) -> tuple[Path, ...]:
+    """The files an app refuses to read as attachments (`TenexApp.protected_paths`:
+    tenex-tui's own database and secrets); none for an app that names none."""
+    found = getattr(app, "protected_paths", ())
+    return tuple(Path(path) for path in found)

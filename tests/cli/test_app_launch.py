@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,11 @@ class RecordingApp:
         backend_factory: Callable[[], Awaitable[ChatBackend]],
         *,
         ui: UiSettings | None = None,
+        protected_paths: Sequence[Path] = (),
     ) -> None:
         self.backend_factory = backend_factory
         self.ui = ui
+        self.protected_paths = tuple(protected_paths)
         self.ran = False
         self.return_code: int | None = None
 
@@ -41,7 +43,8 @@ def launched(monkeypatch: pytest.MonkeyPatch) -> list[RecordingApp]:
     """Apps `main([])` built (the real class is checked to take the same arguments)."""
     apps: list[RecordingApp] = []
     real = inspect.signature(TenexApp.__init__).parameters
-    assert list(real)[:2] == ["self", "backend_factory"] and "ui" in real
+    assert list(real)[:2] == ["self", "backend_factory"]
+    assert "ui" in real and "protected_paths" in real
 
     def build(*args: Any, **kwargs: Any) -> RecordingApp:
         app = RecordingApp(*args, **kwargs)
@@ -67,6 +70,9 @@ def test_no_command_opens_the_app_with_ui_settings_and_a_local_backend(
     assert app.ui == UiSettings(
         theme="nord", show_sidebar=False, keys={"thread.new": "ctrl+t"}
     )
+    # The app never reads its own database (or journals) as an attachment.
+    database = tenex_home / "tenex.db"
+    assert {database, tenex_home / "tenex.db-wal"} <= set(app.protected_paths)
 
     async def open_and_close() -> tuple[bool, Path]:
         backend: ChatBackend = await app.backend_factory()

@@ -121,6 +121,35 @@ async def test_a_refused_file_is_explained_in_a_sentence_and_the_draft_is_kept(
         assert app.chat.chips.items == []
 
 
+async def test_the_apps_own_database_is_refused_before_it_is_opened(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    # The CLI gives the app `Paths.own_files`; the loader refuses them by real path,
+    # before opening (a second descriptor of the live database, once closed, would
+    # drop this process's SQLite locks).
+    thread = await engine.create_thread(title="Own files")
+    database = tmp_path / "tenex.db"
+    assert database.exists()
+
+    async def factory() -> LocalEngine:
+        return engine
+
+    app = TenexApp(factory, own_backend=False, protected_paths=(database,))
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await _open(pilot, app, thread.id)
+        await _type(pilot, "keep me")
+        await _attach_file(pilot, app, database)
+        await wait_until(
+            pilot, lambda: any("tenex.db" in n for n in _notes(app)), "the refusal"
+        )
+        refusal = next(note for note in _notes(app) if "tenex.db" in note)
+        assert "one of tenex-tui's own files" in refusal
+        assert app.chat.composer.text == "keep me"
+        assert app.chat.chips.items == []
+    assert (await engine.get_thread(thread.id)).title == "Own files"
+
+
 async def test_knowledge_and_lead_pickers_filter_as_you_type_and_attach(
     engine: LocalEngine, llm: ScriptedLLM
 ) -> None:

@@ -37,7 +37,7 @@ from tenex_tui.core.models import KnowledgeDoc, KnowledgeHit, Lead
 from tenex_tui.core.payloads import MAX_KNOWLEDGE_CHARS
 from tenex_tui.core.text import sanitize, sanitize_line
 from tenex_tui.ui.format import display_error
-from tenex_tui.ui.pending import human_size, short_type
+from tenex_tui.ui.pending import human_size, protected_paths, short_type
 from tenex_tui.ui.screens.modals import ConfirmModal
 from tenex_tui.ui.screens.pickers import (
     FILTER_DEBOUNCE,
@@ -62,12 +62,14 @@ KNOWLEDGE_FILE_BYTES = 20 * 1024 * 1024
 Tab = Literal["knowledge", "leads"]
 
 
-def _load_document(path: Path) -> LoadedAttachment:
+def _load_document(path: Path, protected: tuple[Path, ...]) -> LoadedAttachment:
     # Imported here: the loader and its parsers matter only when a file is added.
     from tenex_tui.attachments import AttachmentLimits, load_attachment
 
     limits = AttachmentLimits(
-        max_file_bytes=KNOWLEDGE_FILE_BYTES, max_file_chars=MAX_KNOWLEDGE_CHARS
+        max_file_bytes=KNOWLEDGE_FILE_BYTES,
+        max_file_chars=MAX_KNOWLEDGE_CHARS,
+        protected_paths=protected,
     )
     return load_attachment(path, limits=limits)
 
@@ -472,7 +474,9 @@ class KnowledgeScreen(Screen[None]):
         name = sanitize_line(path.name, max_chars=60)
         self.notify(f"Reading {name}…", timeout=2, markup=False)
         try:
-            loaded = await asyncio.to_thread(_load_document, path)
+            loaded = await asyncio.to_thread(
+                _load_document, path, protected_paths(self.app)
+            )
         except AttachmentError as error:
             self.notify(
                 display_error(str(error)),

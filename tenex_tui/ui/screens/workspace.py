@@ -18,7 +18,7 @@ when the mirror was last brought up to date.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,12 @@ from tenex_tui.core.errors import AttachmentError, TenexError
 from tenex_tui.core.models import KnowledgeDoc, Lead, Page
 from tenex_tui.core.sync import Syncable, SyncStatus
 from tenex_tui.ui.format import display_error
-from tenex_tui.ui.pending import PendingAttachment, add_attachment, refusal
+from tenex_tui.ui.pending import (
+    PendingAttachment,
+    add_attachment,
+    protected_paths,
+    refusal,
+)
 from tenex_tui.ui.screens.conversation import ConversationScreen
 from tenex_tui.ui.widgets.attachment_chips import AttachmentChips
 from tenex_tui.ui.widgets.composer import Composer
@@ -54,15 +59,12 @@ def syncable(backend: ChatBackend | None) -> Syncable | None:
     return None
 
 
-def attachment_limits() -> AttachmentLimits:
-    """The caps the composer loads files under: the loader's defaults.
-
-    The UI does not know where the database and keys live, so it cannot fill
-    `protected_paths`; the CLI wiring could pass limits that do (see the report).
-    """
+def attachment_limits(protected: Sequence[Path] = ()) -> AttachmentLimits:
+    """The caps the composer loads files under: the loader's defaults, and never one
+    of `protected` (tenex-tui's own files, which the app is given by the CLI)."""
     from tenex_tui.attachments import AttachmentLimits
 
-    return AttachmentLimits()
+    return AttachmentLimits(protected_paths=tuple(protected))
 
 
 def _load_file(path: Path, limits: AttachmentLimits) -> LoadedAttachment:
@@ -137,7 +139,7 @@ class WorkspaceScreen(ConversationScreen):
     @work(group="attach", exit_on_error=False)
     async def load_file(self, path: Path) -> None:
         """Read a file off the event loop and add it to the next message."""
-        limits = attachment_limits()
+        limits = attachment_limits(protected_paths(self.app))
         key = self._composer_thread
         try:
             loaded = await asyncio.to_thread(_load_file, path, limits)
@@ -168,7 +170,9 @@ class WorkspaceScreen(ConversationScreen):
             Whether it was added.
         """
         existing = self.composer.attachments
-        problem = refusal(existing, item, limits or attachment_limits())
+        problem = refusal(
+            existing, item, limits or attachment_limits(protected_paths(self.app))
+        )
         if problem is not None:
             self.notify(
                 display_error(problem),

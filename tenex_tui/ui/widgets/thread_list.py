@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from textual import work
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
@@ -27,6 +27,7 @@ from textual.strip import Strip
 from tenex_tui.core.errors import TenexError
 from tenex_tui.core.models import Page, Thread
 from tenex_tui.ui.format import display_error, relative_time
+from tenex_tui.ui.widgets.thread_list_keys import THREAD_LIST_BINDINGS
 from tenex_tui.ui.widgets.thread_rows import (
     COMPONENTS,
     RowPalette,
@@ -52,97 +53,7 @@ class ThreadList(VirtualList):
     backend. Marks (space / x) select rows for bulk actions.
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "enter",
-            "activate",
-            "Open",
-            id="thread.open",
-            tooltip="Open the thread and write in it",
-        ),
-        Binding(
-            "n",
-            "screen.new_thread",
-            "New",
-            id="thread.new",
-            tooltip="Start a new thread",
-        ),
-        Binding(
-            "r",
-            "screen.rename_thread",
-            "Rename",
-            id="thread.rename",
-            tooltip="Rename the thread",
-        ),
-        Binding(
-            "p",
-            "screen.pin_threads",
-            "Pin",
-            id="thread.pin",
-            tooltip="Pin or unpin (all marked threads, if any)",
-        ),
-        Binding(
-            "a",
-            "screen.archive_threads",
-            "Archive",
-            id="thread.archive",
-            tooltip="Archive, or unarchive in the archive (all marked, if any)",
-        ),
-        Binding(
-            "d",
-            "screen.delete_threads",
-            "Delete",
-            id="thread.delete",
-            tooltip="Delete after confirming; undo for 5 seconds",
-        ),
-        Binding(
-            "space,x",
-            "toggle_mark",
-            "Mark",
-            show=False,
-            id="thread.mark",
-            tooltip="Mark for a bulk pin, archive or delete",
-        ),
-        Binding(
-            "/",
-            "screen.search",
-            "Search",
-            id="thread.search",
-            tooltip="Search every message and title",
-        ),
-        Binding(
-            "f",
-            "screen.filter_threads",
-            "Filter",
-            show=False,
-            id="thread.filter",
-            tooltip="Filter the list by title as you type",
-        ),
-        Binding(
-            "A",
-            "screen.toggle_archived",
-            "Archived",
-            show=False,
-            id="thread.archived_view",
-            tooltip="Show archived threads (and back)",
-        ),
-        Binding(
-            "u",
-            "screen.undo_delete",
-            "Undo",
-            show=False,
-            id="thread.undo",
-            tooltip="Undo the last delete",
-        ),
-        Binding(
-            "question_mark",
-            "app.help",
-            "Keys",
-            show=False,
-            id="app.keys",
-            tooltip="Show every key",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = THREAD_LIST_BINDINGS
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "thread-list--cursor",
