@@ -46,6 +46,9 @@ LIVENESS_CHECK_SECONDS = 1.0
 """How often a follower of another process's reply checks that process is alive."""
 CANCEL_WAIT_SECONDS = 5.0
 """How long a cancel waits for another process to stop its reply."""
+REQUEST_HEAD_START = 0.25
+"""At most this long, a new reply's first event waits for its model request to go out
+(see `_start_and_follow`)."""
 OPEN_ASSISTANT_TOOLS: frozenset[str] = frozenset({SEARCH_KNOWLEDGE, GET_LEAD})
 """What a thread bound to no agent may call: the seed says assistants have the same
 brand knowledge and connectors as agents."""
@@ -233,6 +236,13 @@ class ReplyOperations(KnowledgeOperations):
             async for event in self.stream_events(result.thread_id, result.message.id):
                 yield event
             return
+        # The model request goes out before the caller hears of the reply: whatever
+        # a caller does on `message.started` (an app mounting views, ~50-150 ms of the
+        # event loop this engine shares) would otherwise delay the request, and so the
+        # first token, by as much.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REQUEST_HEAD_START):
+                await live.requested.wait()
         async for event in live.follow(None):
             yield event
 

@@ -59,6 +59,7 @@ from tenex_tui.engine.openai_stream import (
     error_detail,
 )
 from tenex_tui.engine.openai_wire import wire_message, wire_tool
+from tenex_tui.engine.request_signal import request_sent
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -121,10 +122,14 @@ class OpenAICompatibleAdapter:
         self._stream_options_refused = False
         self._client: AsyncOpenAI | None = None
         self._client_lock = asyncio.Lock()
+        self._announce_in_open = False
 
     def __repr__(self) -> str:
         shown = self._shown_url()
         return f"OpenAICompatibleAdapter(base_url={shown!r}, key={self._api_key!r})"
+
+    announces_requests = True
+    """Requests are announced to the reply that streams them (`request_signal`)."""
 
     @property
     def default_model(self) -> str | None:
@@ -166,6 +171,10 @@ class OpenAICompatibleAdapter:
         from tenex_tui.engine.openai_preload import preload
         from tenex_tui.engine.openai_transport import streaming_client
 
+        http_client = streaming_client() if self._lean_transport else None
+        # The lean transport says when the request is written; the SDK's own does not
+        # (see `request_signal`), so `_open` says so just before handing it over.
+        self._announce_in_open = http_client is None
         client = openai.AsyncOpenAI(
             base_url=self._base_url,
             api_key=self._api_key.reveal() if self._api_key else LOCAL_API_KEY,
@@ -175,7 +184,7 @@ class OpenAICompatibleAdapter:
             timeout=openai.Timeout(self._timeout, connect=self._connect_timeout),
             max_retries=self._max_retries,
             default_headers=self._extra_headers or None,
-            http_client=streaming_client() if self._lean_transport else None,
+            http_client=http_client,
         )
         preload(client)
         return client
@@ -265,6 +274,8 @@ class OpenAICompatibleAdapter:
         create = client.chat.completions.with_streaming_response.create
 
         def request() -> Any:
+            if self._announce_in_open:
+                request_sent()
             return create(model=model, messages=[], stream=True, extra_body=body)
 
         try:

@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx2
 
+from tenex_tui.engine.request_signal import request_sent
+
 MAX_HEAD_BYTES = 64 * 1024
 """A response head larger than this is a protocol error."""
 KEEPALIVE_SECONDS = 5.0
@@ -171,6 +173,7 @@ class StreamingTransport(httpx2.AsyncBaseTransport):
             try:
                 conn.write(head)
                 conn.write(body)
+                request_sent()
                 status, reason, headers, keep = await _read_head(
                     conn, request, timeouts.get("read")
                 )

@@ -34,6 +34,7 @@ from tenex_tui.core.errors import ModelError, StorageError, StorageGone
 from tenex_tui.core.events import EventType, StreamEvent
 from tenex_tui.core.models import Message, ToolCall, Usage
 from tenex_tui.core.secrets import redact
+from tenex_tui.engine import request_signal
 from tenex_tui.engine.llm import (
     ChatTurn,
     Finished,
@@ -118,6 +119,9 @@ class LiveReply:
         self.events: list[StreamEvent] = [started]
         self.final: Message | None = None
         self.done = asyncio.Event()
+        self.requested = asyncio.Event()
+        """Set once the model request is on its way (the producer first waited on the
+        model), or the reply ended without one."""
         self.stop_reason: Literal["stopped"] | None = None
         self.save_error: StorageError | None = None
         self.task: asyncio.Task[None] | None = None
@@ -253,6 +257,7 @@ class LiveReply:
         # Its end wrote everything left: the batcher forgets it (also if the task
         # never ran).
         self.task.add_done_callback(lambda _task: self._checkpoints.unregister(self))
+        self.task.add_done_callback(lambda _task: self.requested.set())
 
     async def cancel(self) -> None:
         """Stop the reply; it ends `stopped` with its partial text. Idempotent."""
@@ -303,6 +308,12 @@ class LiveReply:
         separator = self._separator() if self._rounds_streamed else ""
         self._rounds_streamed += 1
         stream = llm.stream(turns, model=model, tools=specs)
+        if not self.requested.is_set():
+            if getattr(llm, "announces_requests", False):
+                request_signal.listen(self.requested.set)
+            else:
+                # Runs when this task first suspends inside the stream.
+                asyncio.get_running_loop().call_soon(self.requested.set)
         try:
             async for item in stream:
                 if isinstance(item, TextDelta):

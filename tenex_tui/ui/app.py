@@ -47,12 +47,18 @@ from tenex_tui.ui.screens.chat import ChatScreen
 from tenex_tui.ui.screens.conversation import ConversationScreen
 from tenex_tui.ui.screens.help import HelpModal
 from tenex_tui.ui.screens.modals import LinkModal
+from tenex_tui.ui.widgets.live_markdown import live_markdown_class
 
 BackendFactory = Callable[[], Awaitable[ChatBackend]]
 """Opens the backend (the local engine or a remote client)."""
 
 WARM_RENDERER_AFTER = 0.3
 """Seconds after the backend arrives when the message renderer is warmed up."""
+WARM_MARKDOWN = (
+    "# a\n\np *b* `c`\n\n- d\n\n1. e\n\n> f\n\n```python\nx = 1\n```\n\n"
+    "| g | h |\n| --- | --- |\n| i | j |\n\n---\n"
+)
+"""Every block type a reply commonly streams (see `_warm_up`)."""
 
 
 class TenexApp(App[None]):
@@ -201,7 +207,23 @@ class TenexApp(App[None]):
         self.chat.attach(backend)
         # While the user reads the list: the first message drawn with a code block
         # would otherwise import Pygments and a lexer (~30 ms) on the way to its frame.
-        self.set_timer(WARM_RENDERER_AFTER, warm_up_renderer)
+        self.set_timer(WARM_RENDERER_AFTER, self._warm_up)
+
+    async def _warm_up(self) -> None:
+        """While the user reads the list: do once what the first reply would do on
+        its way to the screen. Drawing a message imports rich's Markdown, Pygments and
+        a lexer (~30 ms); the first live reply registers the CSS of Textual's Markdown
+        widget and of each block type it mounts, and every new widget class makes
+        Textual parse its CSS and restyle the whole screen (~60 ms)."""
+        warm_up_renderer()
+        body = live_markdown_class()()
+        body.display = False
+        try:
+            await self.screen.mount(body)
+            await body.update(WARM_MARKDOWN)
+            await body.remove()
+        except Exception:  # The screen changed meanwhile: the first reply pays.
+            return
 
     def _freeze_startup_objects(self) -> None:
         # What is loaded by now (Textual, pydantic, the engine, this screen) lives as

@@ -12,6 +12,7 @@ from tenex_tui.engine.engine import LocalEngine
 from tenex_tui.engine.llm import StreamBroken
 from tenex_tui.ui.app import TenexApp
 from tenex_tui.ui.screens.modals import LinksModal
+from tenex_tui.ui.widgets import message_view
 from tenex_tui.ui.widgets.composer import Composer
 from tenex_tui.ui.widgets.message_pane import MessagePane
 from tenex_tui.ui.widgets.message_view import MessageView, ReplyView, ToolCallBlock
@@ -91,6 +92,31 @@ async def test_streamed_text_is_written_in_batches_not_per_token(
         assert live.state.deltas == 299
         assert live.writes < 60  # ~100 ms batches, not one write per token
         reply.release(299)
+        await wait_until(pilot, lambda: app.chat.pane.reply_view is None, "done")
+
+
+async def test_the_first_token_is_not_held_back_by_the_batching(
+    engine: LocalEngine, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a batch interval far beyond the test's timeout, only the rule "the first
+    # text goes out at once" can put the first token on screen.
+    monkeypatch.setattr(message_view, "FLUSH_INTERVAL", 60.0)
+    thread = await engine.create_thread(title="First token")
+    reply = llm.enqueue("Hello", " world", hold_at=(0, 1))
+    async with make_app(engine).run_test() as pilot:
+        app = await ready(pilot)
+        await _open(pilot, app, thread.id)
+        await _type(pilot, "hi")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: reply.held(0).is_set(), "the request")
+        await wait_until(
+            pilot, lambda: app.chat.pane.reply_view is not None, "the live view"
+        )
+        live = app.chat.pane.reply_view
+        assert live is not None and live.writes == 0
+        reply.release(0)  # the first token arrives after the view mounted
+        await wait_until(pilot, lambda: live.shown_text == "Hello", "first token")
+        reply.release(1)
         await wait_until(pilot, lambda: app.chat.pane.reply_view is None, "done")
 
 

@@ -441,7 +441,6 @@ class ReplyView(Vertical):
         """Write what arrived since the last flush to the Markdown stream."""
         self._flush_pending = False
         self._flush_timer = None
-        self._last_flush = time.monotonic()
         if self._stream_closed:
             return
         state = self.state
@@ -462,6 +461,9 @@ class ReplyView(Vertical):
                 fragment = sanitize(text[self._shown : cut])
                 self._shown = cut
                 self.writes += 1
+                # Only a write starts the interval: a flush with nothing to write (the
+                # view's first, at mount) must not hold back the first token.
+                self._last_flush = time.monotonic()
                 await self._stream.write(fragment)
         self._draw_header()
 
