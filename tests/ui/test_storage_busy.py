@@ -18,7 +18,7 @@ from rich.console import Console
 from tenex_tui.engine.engine import LocalEngine
 from tenex_tui.ui.app import TenexApp
 from tenex_tui.ui.widgets.attachment_chips import HELD_MESSAGE_PREFIX, HELD_NOTE
-from tenex_tui.ui.widgets.composer import Composer
+from tenex_tui.ui.widgets.composer import PLACEHOLDER, WAITING_PLACEHOLDER, Composer
 from tenex_tui.ui.widgets.message_view import MessageView
 from tests.reliability.test_store_concurrency import LockHolder
 from tests.support.scripted_llm import ScriptedLLM
@@ -86,6 +86,7 @@ async def test_a_send_waits_for_the_lock_then_is_saved_once(
             assert HELD_NOTE in _plain(held)
             assert any(BUSY_NOTICE in notice for notice in _notices(app))
             assert app.chat.composer.locked
+            assert app.chat.composer.placeholder == WAITING_PLACEHOLDER
             # The app stays usable meanwhile: triage moves in the sidebar.
             app.chat.threads.focus()
             app.chat.threads.select(thread.id)
@@ -97,6 +98,7 @@ async def test_a_send_waits_for_the_lock_then_is_saved_once(
             await shown(pilot, thread.id)
             # Reopened, the thread still shows the message waiting.
             await wait_until(pilot, lambda: len(_held_views(app)) == 1, "held again")
+            assert app.chat.composer.placeholder == WAITING_PLACEHOLDER
             # Nothing is stored while the lock is held (reads still work).
             assert (await busy_engine.list_messages(thread.id)).items == []
             assert llm.calls == []
@@ -112,6 +114,7 @@ async def test_a_send_waits_for_the_lock_then_is_saved_once(
         ]
         assert [v.message.id for v in app.chat.pane.views] == [m.id for m in stored]
         assert not app.chat.composer.locked
+        assert app.chat.composer.placeholder == PLACEHOLDER
 
 
 async def test_esc_while_held_gives_the_text_back_and_stores_nothing(

@@ -390,9 +390,7 @@ class ThreadScreen(Screen[None]):
         composer = self.composer
         key = thread.id if thread is not None else ""
         if self._composer_thread == key and composer.editing is None:
-            composer.locked = (
-                self.replies.get(thread.id if thread else None) is not None
-            )
+            self._lock_composer(thread)
             return
         self._composer_thread = key
         text = self._drafts.get(key)
@@ -406,7 +404,14 @@ class ThreadScreen(Screen[None]):
         composer.set_text(text)
         self._loading_composer = False
         self.set_attachments(self._attachments.get(key, []))
-        composer.locked = self.replies.get(thread.id if thread else None) is not None
+        self._lock_composer(thread)
+
+    def _lock_composer(self, thread: Thread | None) -> None:
+        # Locked while the thread has a reply in flight; saying so when that is a
+        # message waiting for the database (T5).
+        live = self.replies.get(thread.id if thread else None)
+        self.composer.locked = live is not None
+        self.composer.show_waiting(live is not None and live.held is not None)
 
     def set_attachments(self, items: list[PendingAttachment]) -> None:
         """Give the composer the next message's attachments, and show their chips."""

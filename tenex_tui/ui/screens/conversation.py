@@ -303,6 +303,8 @@ class ConversationScreen(ThreadScreen):
         state.held = held
         if self.pane.thread_id == state.thread_id:
             await self.pane.add_message(held)
+        if self.thread is not None and self.thread.id == state.thread_id:
+            self.composer.show_waiting(True)
         self.notify(
             f"{display_error(str(error))}. {HELD_NOTICE}",
             title="Waiting for the database",
@@ -313,7 +315,11 @@ class ConversationScreen(ThreadScreen):
 
     async def _release_held(self, state: ReplyState) -> None:
         held, state.held = state.held, None
-        if held is not None and self.pane.thread_id == held.thread_id:
+        if held is None:
+            return
+        if self.thread is not None and self.thread.id == held.thread_id:
+            self.composer.show_waiting(False)
+        if self.pane.thread_id == held.thread_id:
             await self.pane.remove_messages([held.id])
 
     def _send_failed(

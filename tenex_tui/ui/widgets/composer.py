@@ -26,6 +26,7 @@ from tenex_tui.ui.pending import AttachmentKind, PendingAttachment
 
 PLACEHOLDER = "Message  (Enter sends · Ctrl+J new line)"
 LOCKED_PLACEHOLDER = "A reply is being written…  Esc stops it"
+WAITING_PLACEHOLDER = "Your message waits for the database…  Esc takes it back"
 
 _ATTACH_KINDS: dict[str, AttachmentKind] = {
     "file": "file",
@@ -171,6 +172,11 @@ class Composer(TextArea):
         self.read_only = locked
         self.placeholder = LOCKED_PLACEHOLDER if locked else PLACEHOLDER
         self.set_class(locked, "-locked")
+
+    def show_waiting(self, waiting: bool) -> None:
+        """Say (while locked) that the message waits for the database, not a reply."""
+        if self.locked:
+            self.placeholder = WAITING_PLACEHOLDER if waiting else LOCKED_PLACEHOLDER
 
     def watch_editing(self, editing: str | None) -> None:
         self.set_class(editing is not None, "-editing")
