@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.util
 import ipaddress
 import logging
 import socket
@@ -141,6 +142,16 @@ class _Server(uvicorn.Server):
             yield
 
 
+def http_protocol() -> str:
+    """uvicorn's HTTP implementation: `httptools` when installed, else `h11`.
+
+    httptools (a dependency) took ~7% less server CPU per SSE event than h11 at 500
+    streams (benchmarks `server.sse`, medians of several runs); without it the server
+    still works on h11, which uvicorn always has.
+    """
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+
+
 def _config(
     app: ASGIApp,
     *,
@@ -150,6 +161,7 @@ def _config(
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
+        http=http_protocol(),
         access_log=False,
         log_config=None,
         lifespan="off",
