@@ -4,6 +4,9 @@ engine with the scripted model."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from tenex_tui.config import UiSettings
@@ -550,3 +553,50 @@ async def test_settings_choose_the_theme_and_hide_the_sidebar(
         assert app.theme == "nord"
         assert not app.chat.query_one("#sidebar").display
         assert isinstance(app.focused, Composer)
+
+
+async def test_a_thread_load_that_lands_after_a_send_keeps_the_sent_message(
+    engine: LocalEngine, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A preview load of the thread fetched its (then empty) page before the send
+    # stored the user message, and lands after the send showed it: the pane must
+    # still show the user's message above the reply, not just the reply.
+    thread = await engine.create_thread(title="Race")
+    reply = llm.enqueue("Hi!", hold_at=(0,))
+    gate = asyncio.Event()
+    armed = asyncio.Event()
+    list_messages = engine.list_messages
+
+    async def stale_list(*args: Any, **kwargs: Any) -> Any:
+        page = await list_messages(*args, **kwargs)
+        if armed.is_set():
+            armed.clear()
+            await gate.wait()
+        return page
+
+    monkeypatch.setattr(engine, "list_messages", stale_list)
+    async with make_app(engine).run_test() as pilot:
+        app = await ready(pilot)
+        await _open(pilot, app, thread.id)
+        armed.set()
+        app.chat.show_thread(thread.id, focus_composer=True)  # a reload, held
+        await wait_until(pilot, lambda: not armed.is_set(), "the stale fetch")
+        await _type(pilot, "hi")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: reply.held(0).is_set(), "the reply")
+        await wait_until(pilot, lambda: len(_finished(app)) == 1, "the user message")
+        gate.set()  # the stale page (no messages) lands now
+        await wait_until(
+            pilot,
+            lambda: (
+                not any(w.group == "thread" and not w.is_finished for w in app.workers)
+            ),
+            "the stale load to land",
+        )
+        await pilot.pause()
+        reply.release(0)
+        await wait_until(pilot, lambda: app.chat.pane.reply_view is None, "done")
+        await settle(pilot)
+        stored = (await engine.list_messages(thread.id)).items
+        assert [m.role for m in stored] == ["user", "assistant"]
+        assert [v.message.id for v in _finished(app)] == [m.id for m in stored]

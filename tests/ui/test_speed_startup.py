@@ -192,3 +192,19 @@ async def test_the_footer_is_rebuilt_once_for_a_burst_of_binding_changes() -> No
         )
         await pilot.pause()
         assert rebuilds == 1
+
+
+async def test_a_rebuild_after_its_screen_closed_does_nothing() -> None:
+    # A focus change schedules a rebuild; the screen may close before it runs (the
+    # knowledge browser closing right after a key), leaving the footer detached.
+    app = FooterHost()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        screen = app.screen
+        footer = screen.query_one(KeyFooter)
+        await wait_until(pilot, lambda: len(footer.children) >= 2, "the keys")
+        app.pop_screen()
+        await wait_until(pilot, lambda: app.screen is not screen, "the screen to close")
+        await wait_until(pilot, lambda: not footer.is_attached, "the footer detached")
+        await footer.recompose()  # the late rebuild: no NoScreen, no crash
+        assert app.return_code is None

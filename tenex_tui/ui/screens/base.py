@@ -302,6 +302,14 @@ class ThreadScreen(Screen[None]):
         elif live is not None and live.held is not None:
             # A send waiting for the database: its message, and no reply yet.
             mounted, live = [*mounted, live.held], None
+        elif (
+            live is not None
+            and (sent := live.user_message) is not None
+            and all(message.id != sent.id for message in mounted)
+        ):
+            # A page fetched before a send stored its message can land after the
+            # send showed it: keep the message above its reply.
+            mounted = [*mounted, sent]
         await self.pane.show_thread(
             thread_id,
             mounted,

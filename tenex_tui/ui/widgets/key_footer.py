@@ -43,6 +43,10 @@ class KeyFooter(Footer):
 
     async def recompose(self) -> None:
         self._rebuild_pending = False
+        if not self.is_attached or self._pruning:
+            # Its screen went away before the rebuild ran (a screen closed right
+            # after a focus change): nothing to show, as in `Widget.recompose`.
+            return
         shown = self._bindings_shown()
         if shown == self._shown and self.children:
             return
