@@ -56,6 +56,10 @@ CATCH_UP_CHARS = 2_000
 pane's swap to the stored message shows it (see `ReplyView.flush`)."""
 
 
+FIRST_WRITE = CATCH_UP_CHARS
+"""Characters the first write of a reply may hold and still go out without waiting."""
+
+
 def flush_interval(shown: int) -> float:
     """Seconds between two writes once `shown` characters are on screen.
 
@@ -432,7 +436,12 @@ class ReplyView(Vertical):
             return
         self._flush_pending = True
         wait = flush_interval(self._shown) - (time.monotonic() - self._last_flush)
-        if wait <= 0 or self.state.done:
+        # The first words go out at once, whatever the interval (the view's own flush
+        # at mount just started one). Not a flood: a model that sent a screenful in
+        # its first read is fast, and may be done before the next batch, when the
+        # stored message replaces this view more cheaply than writing it here.
+        first = self.writes == 0 and self.state.length - self._shown <= FIRST_WRITE
+        if wait <= 0 or self.state.done or first:
             self.call_later(self.flush)
         else:
             self._flush_timer = self.set_timer(wait, self.flush)
@@ -441,6 +450,7 @@ class ReplyView(Vertical):
         """Write what arrived since the last flush to the Markdown stream."""
         self._flush_pending = False
         self._flush_timer = None
+        self._last_flush = time.monotonic()
         if self._stream_closed:
             return
         state = self.state
@@ -461,9 +471,6 @@ class ReplyView(Vertical):
                 fragment = sanitize(text[self._shown : cut])
                 self._shown = cut
                 self.writes += 1
-                # Only a write starts the interval: a flush with nothing to write (the
-                # view's first, at mount) must not hold back the first token.
-                self._last_flush = time.monotonic()
                 await self._stream.write(fragment)
         self._draw_header()
 
