@@ -139,9 +139,14 @@ async def _help(pilot: Pilot[None], holder: DemoApp) -> None:
 
 
 async def _bulk(pilot: Pilot[None], holder: DemoApp) -> None:
-    await ready(pilot)
+    app = await ready(pilot)
     await pilot.press("j", "x", "x", "x")
-    await pilot.pause()
+    # The pane previews the highlighted thread once the cursor rests.
+    await until(
+        pilot, lambda: app.chat.pane.thread_id == app.chat.threads.highlighted_id
+    )
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.2)
 
 
 async def _empty(pilot: Pilot[None], holder: DemoApp) -> None:
