@@ -120,8 +120,9 @@ class LiveReply:
         self.final: Message | None = None
         self.done = asyncio.Event()
         self.requested = asyncio.Event()
-        """Set once the model request is on its way (the producer first waited on the
-        model), or the reply ended without one."""
+        """Set once the model request is on its way (the adapter announced it, see
+        `request_signal`, or else the producer first waited inside the stream), or
+        the reply ended without one."""
         self.stop_reason: Literal["stopped"] | None = None
         self.save_error: StorageError | None = None
         self.task: asyncio.Task[None] | None = None

@@ -600,3 +600,63 @@ async def test_a_thread_load_that_lands_after_a_send_keeps_the_sent_message(
         stored = (await engine.list_messages(thread.id)).items
         assert [m.role for m in stored] == ["user", "assistant"]
         assert [v.message.id for v in _finished(app)] == [m.id for m in stored]
+
+
+async def test_a_thread_load_that_lands_after_a_whole_reply_is_fetched_again(
+    engine: LocalEngine, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same stale page, landing after the reply finished: shown as is, the pane
+    # would lose both the message and its reply.
+    thread = await engine.create_thread(title="Race")
+    llm.enqueue("Hi!")
+    gate = asyncio.Event()
+    armed = asyncio.Event()
+    list_messages = engine.list_messages
+
+    async def stale_list(*args: Any, **kwargs: Any) -> Any:
+        page = await list_messages(*args, **kwargs)
+        if armed.is_set():
+            armed.clear()
+            await gate.wait()
+        return page
+
+    monkeypatch.setattr(engine, "list_messages", stale_list)
+    async with make_app(engine).run_test() as pilot:
+        app = await ready(pilot)
+        await _open(pilot, app, thread.id)
+        armed.set()
+        app.chat.show_thread(thread.id, focus_composer=True)  # a reload, held
+        await wait_until(pilot, lambda: not armed.is_set(), "the stale fetch")
+        await _type(pilot, "hi")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(_finished(app)) == 2, "the reply")
+        gate.set()  # the stale page (no messages) lands now
+        await settle(pilot)
+        stored = (await engine.list_messages(thread.id)).items
+        assert [m.role for m in stored] == ["user", "assistant"]
+        assert [v.message.id for v in _finished(app)] == [m.id for m in stored]
+
+
+async def test_sending_into_an_empty_workspace_does_not_reload_the_new_thread(
+    engine: LocalEngine, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The new thread's row is highlighted as it appears; it is already the pane's
+    # thread, so no preview fetches its page in the middle of the send.
+    llm.enqueue("Hi!")
+    calls: list[str] = []
+    list_messages = engine.list_messages
+
+    async def counted(thread_id: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(thread_id)
+        return await list_messages(thread_id, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "list_messages", counted)
+    async with make_app(engine).run_test() as pilot:
+        app = await ready(pilot)
+        app.chat.composer.focus()
+        await pilot.press("h", "i", "enter")
+        await wait_until(pilot, lambda: len(_finished(app)) == 2, "the reply")
+        assert app.chat._preview_timer is None  # no reload was even scheduled
+        await settle(pilot)
+        assert calls == []
+        assert len(_finished(app)) == 2

@@ -54,6 +54,8 @@ JUMP_PAGES = 40
 """Pages searched back for a search hit's message (1,200 messages) before giving up."""
 DRAFT_DEBOUNCE = 1.0
 """Seconds of quiet typing before a draft is saved."""
+FETCH_ATTEMPTS = 3
+"""Times a thread's page is fetched when the pane changed during the fetch."""
 PREVIEW_DELAY = 0.12
 """Seconds the sidebar cursor rests on a thread before it is shown."""
 NEW_THREAD_KEY = "+new"
@@ -268,20 +270,28 @@ class ThreadScreen(Screen[None]):
         backend = self.backend
         if backend is None:
             return
-        try:
-            thread = await backend.get_thread(thread_id)
-            if select_message is not None:
-                messages, cursor = await self._pages_until(
-                    backend, thread_id, select_message
-                )
-            else:
-                page = await backend.list_messages(
-                    thread_id, limit=MESSAGE_PAGE, order="desc"
-                )
-                messages, cursor = list(reversed(page.items)), page.next_cursor
-        except TenexError as error:
-            self.notify(display_error(str(error)), severity="error", markup=False)
-            return
+        pane = self.pane
+        for _attempt in range(FETCH_ATTEMPTS):
+            # A send in this thread may change the pane while the page is fetched
+            # (its message stored after the read, its reply finished before the page
+            # lands): a page older than the pane is fetched again, not shown.
+            changes = pane.changes if pane.thread_id == thread_id else None
+            try:
+                thread = await backend.get_thread(thread_id)
+                if select_message is not None:
+                    messages, cursor = await self._pages_until(
+                        backend, thread_id, select_message
+                    )
+                else:
+                    page = await backend.list_messages(
+                        thread_id, limit=MESSAGE_PAGE, order="desc"
+                    )
+                    messages, cursor = list(reversed(page.items)), page.next_cursor
+            except TenexError as error:
+                self.notify(display_error(str(error)), severity="error", markup=False)
+                return
+            if changes is None or pane.changes == changes:
+                break
         # Mount only what fills a screen or two: each finished message is rendered once
         # (Markdown, code highlighting), and that is what the first frame waits for. The
         # rest of the page waits in `_older` for a scroll-up.

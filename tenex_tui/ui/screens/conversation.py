@@ -105,6 +105,9 @@ class ConversationScreen(ThreadScreen):
             self._attachments.pop("", None)
             self.thread = thread
             self._composer_thread = thread.id
+            # The new row is highlighted next: it is already the pane's thread, so
+            # no preview reloads it while the send is under way.
+            self._target_thread_id = thread.id
             self.thread_created(thread)
             await self.pane.show_thread(thread.id, [], has_older=False)
             self.show_pane()

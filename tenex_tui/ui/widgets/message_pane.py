@@ -185,6 +185,10 @@ class MessagePane(VerticalScroll, can_focus=True):
         self.selected = -1
         """Index of the selected view in `views`, or -1."""
         self._placeholder = "Select a thread, or press n to start one."
+        self.changes = 0
+        """Counts changes made to the shown thread's messages in place (a message
+        added, a reply started or finished, messages removed), so a page fetched
+        meanwhile can tell it is out of date."""
         self._head: list[Message] = []
         self._shows = 0
 
@@ -377,6 +381,7 @@ class MessagePane(VerticalScroll, can_focus=True):
 
     async def add_message(self, message: Message) -> MessageView:
         """Append a finished message (such as the user's, just sent)."""
+        self.changes += 1
         for hint in self.query(".pane-placeholder"):
             await hint.remove()
         view = self._make_view(message)
@@ -387,6 +392,7 @@ class MessagePane(VerticalScroll, can_focus=True):
 
     async def start_reply(self, state: ReplyState) -> ReplyView:
         """Append a live view for a reply and keep the pane at the bottom."""
+        self.changes += 1
         existing = self.view_for(state.message_id) if state.message_id else None
         view = ReplyView(state, now=self._now)
         if existing is not None:
@@ -400,6 +406,7 @@ class MessagePane(VerticalScroll, can_focus=True):
 
     async def finish_reply(self, state: ReplyState, final: Message | None) -> None:
         """Swap a reply's live view for the cheap view of the stored message."""
+        self.changes += 1
         view = None
         for candidate in self.views:
             if isinstance(candidate, ReplyView) and candidate.state is state:
@@ -439,6 +446,7 @@ class MessagePane(VerticalScroll, can_focus=True):
 
     async def remove_messages(self, message_ids: Iterable[str]) -> None:
         """Take messages off the pane (after an edit or a regenerate replaced them)."""
+        self.changes += 1
         doomed = set(message_ids)
         for view in self.views:
             if view.message_id in doomed:
