@@ -555,14 +555,11 @@ async def test_settings_choose_the_theme_and_hide_the_sidebar(
         assert isinstance(app.focused, Composer)
 
 
-async def test_a_thread_load_that_lands_after_a_send_keeps_the_sent_message(
-    engine: LocalEngine, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A preview load of the thread fetched its (then empty) page before the send
-    # stored the user message, and lands after the send showed it: the pane must
-    # still show the user's message above the reply, not just the reply.
-    thread = await engine.create_thread(title="Race")
-    reply = llm.enqueue("Hi!", hold_at=(0,))
+def _hold_next_page(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Once `armed` is set, the next page of messages is read, then held until `gate`
+    is set: it lands stale (`armed` clears when the read is done)."""
     gate = asyncio.Event()
     armed = asyncio.Event()
     list_messages = engine.list_messages
@@ -575,6 +572,18 @@ async def test_a_thread_load_that_lands_after_a_send_keeps_the_sent_message(
         return page
 
     monkeypatch.setattr(engine, "list_messages", stale_list)
+    return armed, gate
+
+
+async def test_a_thread_load_that_lands_after_a_send_keeps_the_sent_message(
+    engine: LocalEngine, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A preview load of the thread fetched its (then empty) page before the send
+    # stored the user message, and lands after the send showed it: the pane must
+    # still show the user's message above the reply, not just the reply.
+    thread = await engine.create_thread(title="Race")
+    reply = llm.enqueue("Hi!", hold_at=(0,))
+    armed, gate = _hold_next_page(engine, monkeypatch)
     async with make_app(engine).run_test() as pilot:
         app = await ready(pilot)
         await _open(pilot, app, thread.id)
@@ -609,18 +618,7 @@ async def test_a_thread_load_that_lands_after_a_whole_reply_is_fetched_again(
     # would lose both the message and its reply.
     thread = await engine.create_thread(title="Race")
     llm.enqueue("Hi!")
-    gate = asyncio.Event()
-    armed = asyncio.Event()
-    list_messages = engine.list_messages
-
-    async def stale_list(*args: Any, **kwargs: Any) -> Any:
-        page = await list_messages(*args, **kwargs)
-        if armed.is_set():
-            armed.clear()
-            await gate.wait()
-        return page
-
-    monkeypatch.setattr(engine, "list_messages", stale_list)
+    armed, gate = _hold_next_page(engine, monkeypatch)
     async with make_app(engine).run_test() as pilot:
         app = await ready(pilot)
         await _open(pilot, app, thread.id)

@@ -126,6 +126,25 @@ def lead_view(lead: Lead) -> Group:
     )
 
 
+def append_page(
+    options: OptionList,
+    labels: list[RenderableType],
+    *,
+    prefix: str,
+    start: int,
+    empty: str,
+) -> None:
+    """Add a page of rows (ids `<prefix>-<index>`) to a browser list; an empty list
+    says `empty` instead, and a list without a highlight highlights its first row."""
+    options.add_options(
+        [Option(label, id=f"{prefix}-{start + i}") for i, label in enumerate(labels)]
+    )
+    if options.option_count == 0:
+        options.add_option(Option(Text(empty, "dim"), disabled=True))
+    elif options.highlighted is None:
+        options.highlighted = 0
+
+
 def hit_label(hit: KnowledgeHit) -> Text:
     """A passage that matched: its document and passage number, then a snippet."""
     label = Text()
@@ -304,21 +323,17 @@ class KnowledgeScreen(Screen[None]):
         self.docs.extend(page.items)
         self._docs_cursor = page.next_cursor
         self._doc_query = query
-        options.add_options(
-            [
-                Option(knowledge_label(doc), id=f"doc-{start + i}")
-                for i, doc in enumerate(page.items)
-            ]
-        )
-        if not self.docs:
-            empty = (
+        append_page(
+            options,
+            [knowledge_label(doc) for doc in page.items],
+            prefix="doc",
+            start=start,
+            empty=(
                 "No document title matches."
                 if query
                 else "No documents yet. Press a to add a file."
-            )
-            options.add_option(Option(Text(empty, "dim"), disabled=True))
-        elif options.highlighted is None:
-            options.highlighted = 0
+            ),
+        )
 
     @work(group="kb-docs", exclusive=True, exit_on_error=False)
     async def search_text(self, query: str) -> None:
@@ -527,21 +542,17 @@ class KnowledgeScreen(Screen[None]):
         self.leads.extend(page.items)
         self._leads_cursor = page.next_cursor
         self._lead_query = query
-        options.add_options(
-            [
-                Option(lead_label(lead), id=f"lead-{start + i}")
-                for i, lead in enumerate(page.items)
-            ]
-        )
-        if not self.leads:
-            empty = (
+        append_page(
+            options,
+            [lead_label(lead) for lead in page.items],
+            prefix="lead",
+            start=start,
+            empty=(
                 "No lead name matches."
                 if query
                 else "No leads yet. Import some with `tenex-tui leads import FILE`."
-            )
-            options.add_option(Option(Text(empty, "dim"), disabled=True))
-        elif options.highlighted is None:
-            options.highlighted = 0
+            ),
+        )
 
     @on(Input.Changed, "#lead-filter")
     def lead_filter_changed(self, event: Input.Changed) -> None:
